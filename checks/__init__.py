@@ -1,0 +1,1 @@
+"""Built-in check families, one module each, registered in the ``auditor.checks`` entry-point group."""
