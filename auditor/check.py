@@ -17,14 +17,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from auditor.targets import Resolver, Target
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """Finding severities, most severe first."""
 
     CRITICAL = "critical"

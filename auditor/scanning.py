@@ -1,0 +1,308 @@
+"""Scan and store: the engine plus a policy plus storage, as the CLI and the scheduler use it.
+
+Every scan is written as ``running`` before its checks start and completed after, so a
+crash leaves a visible trace. Output is always built from the stored rows, so ``auditor
+show`` prints exactly what ``auditor scan`` printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+import policies
+from auditor import registry, storage
+from auditor.check import Check, Severity
+from auditor.engine import ScanOptions, SiteResult, scan_many
+from auditor.errors import AuditorError, TargetError
+from auditor.models import CheckRun, FindingRecord, InformationSystem, Scan, Site, utcnow
+from auditor.targets import AddressPolicy, Resolver, Target, parse_target
+from auditor.version import __version__
+
+log = logging.getLogger("auditor.scanning")
+
+
+def jsonable(value: Any) -> Any:
+    """Make raw evidence JSON-safe (datetimes, bytes, sets, paths, dataclasses...)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    return str(value)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """UTC ISO 8601 with a Z, second precision, as the JSON contract shows."""
+    if dt is None:
+        return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt.replace(microsecond=0).isoformat() + "Z"
+
+
+@dataclass
+class ScanRequest:
+    """The parameters of one ``auditor scan`` run."""
+
+    targets: list[str]
+    checks: str | list[str] | list[Check] | None = None
+    resolve: list[str] = field(default_factory=list)
+    ca_file: str | None = None
+    timeout: float = 10.0
+    site_timeout: float = 180.0
+    concurrency: int = 8
+    allow_dns: bool = True
+    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def recorded(self, check_ids: list[str]) -> dict[str, Any]:
+        """What is stored with each scan as its parameters."""
+        return {
+            "checks": check_ids,
+            "resolve": list(self.resolve),
+            "ca_file": self.ca_file,
+            "timeout": self.timeout,
+            "site_timeout": self.site_timeout,
+            "options": jsonable(self.options),
+        }
+
+
+class Auditor:
+    """Runs scans with one policy and one database.
+
+    >>> results = Auditor(db="sqlite:///audit.db").scan(ScanRequest(["https://example.test/"]))
+    """
+
+    def __init__(self, *, db: str | None = None, policy_dir: str | Path | None = None) -> None:
+        self.db = db
+        self.policy = policies.load_policy(policy_dir)
+        storage.get_engine(db)  # fail early, with a one-line error, on a bad URL
+
+    def select_checks(self, names: str | list[str] | list[Check] | None) -> list[Check]:
+        """Installed checks by id (all when None); Check objects are taken as they are."""
+        if isinstance(names, list) and names and all(isinstance(n, Check) for n in names):
+            return list(names)  # type: ignore[arg-type]
+        if isinstance(names, list):
+            names = ",".join(str(n) for n in names)
+        checks = registry.select(names)
+        if not checks:
+            raise AuditorError("no checks are installed")
+        return checks
+
+    def scan(
+        self, request: ScanRequest, *, on_result: Callable[[dict[str, Any]], None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Scan, store and return one result dict (the JSON contract) per target, input order."""
+        if request.ca_file and not Path(request.ca_file).is_file():
+            raise AuditorError(f"CA file not found: {request.ca_file}")
+        resolver = Resolver(request.resolve, allow_dns=request.allow_dns, policy=request.address_policy)
+        checks = self.select_checks(request.checks)
+        check_ids = [c.id for c in checks]
+        opts = ScanOptions(
+            timeout=request.timeout,
+            site_timeout=request.site_timeout,
+            ca_file=request.ca_file,
+            params=self.policy.parameters,
+            options=request.options,
+            system_for=self._system_for,
+        )
+        recorded = request.recorded(check_ids)
+        by_input: dict[int, dict[str, Any]] = {}
+
+        def on_start(res: SiteResult) -> None:
+            res.scan_id = self._record_start(res, recorded)
+
+        def on_finish(res: SiteResult) -> None:
+            self._record_finish(res, recorded)
+
+        positions: dict[str, list[int]] = {}
+        for i, text in enumerate(request.targets):
+            positions.setdefault(text, []).append(i)
+        for res in scan_many(
+            request.targets, checks, resolver, opts,
+            concurrency=request.concurrency, on_start=on_start, on_finish=on_finish,
+        ):
+            out = self.result_dict(res.scan_id) if res.scan_id else self._unstored_dict(res)
+            index = positions[res.input].pop(0)
+            by_input[index] = out
+            if on_result is not None:
+                on_result(out)
+        return [by_input[i] for i in range(len(request.targets))]
+
+    # -- storage -------------------------------------------------------------------------
+
+    def _system_for(self, target: Target) -> dict[str, Any] | None:
+        with storage.session_scope(self.db) as session:
+            site = session.exec(select(Site).where(Site.url == target.url)).first()
+            if site is None or site.system_id is None:
+                return None
+            system = session.get(InformationSystem, site.system_id)
+            if system is None:
+                return None
+            return {
+                "id": system.id,
+                "name": system.name,
+                "level": system.declared_level or system.computed_level,
+                "allowed_ports": list(system.allowed_ports or []),
+                "attributes": dict(system.attributes or {}),
+            }
+
+    def _new_scan(self, session: Session, url: str, host: str, port: int, recorded: dict[str, Any]) -> Scan:
+        site = storage.get_or_create_site(session, url, host, port)
+        scan = Scan(
+            site_id=site.id or 0,
+            url=url,
+            host=host,
+            port=port,
+            status="running",
+            policy_name=self.policy.name,
+            policy_version=self.policy.version,
+            tool_version=__version__,
+            options=recorded,
+            system_id=site.system_id,
+        )
+        session.add(scan)
+        session.flush()
+        return scan
+
+    def _record_start(self, res: SiteResult, recorded: dict[str, Any]) -> int:
+        assert res.target is not None
+        t = res.target
+        with storage.session_scope(self.db) as session:
+            scan = self._new_scan(session, t.url, t.host, t.port, recorded)
+            scan.address = t.address
+            scan.started_at = res.started_at
+            session.add(scan)
+            session.flush()
+            assert scan.id is not None
+            return scan.id
+
+    def _record_finish(self, res: SiteResult, recorded: dict[str, Any]) -> None:
+        with storage.session_scope(self.db) as session:
+            if res.scan_id is None:
+                # Never started (bad or unresolvable target): store it if it names a site at all.
+                try:
+                    url, host, port, _, _ = parse_target(res.input)
+                except TargetError:
+                    return
+                scan = self._new_scan(session, url, host, port, recorded)
+                scan.started_at = res.started_at
+                res.scan_id = scan.id
+            else:
+                scan = session.get(Scan, res.scan_id)
+                if scan is None:
+                    return
+            findings = [self.policy.apply_severity(f) for f in res.findings]
+            for run in res.checks.values():
+                session.add(CheckRun(
+                    scan_id=scan.id or 0, check=run.check, status=run.status,
+                    error=run.outcome.error, duration_s=run.duration_s,
+                    evidence=jsonable(run.outcome.evidence),
+                ))
+            for f in findings:
+                session.add(FindingRecord(
+                    scan_id=scan.id or 0, finding_id=f.id, check=f.check, severity=f.severity.value,
+                    title=f.title, evidence=f.evidence, url=f.url, references=list(f.references),
+                    details=jsonable(f.details),
+                ))
+            scan.checks = {
+                r.check: {"status": r.status, "error": r.outcome.error, "duration_s": r.duration_s}
+                for r in res.checks.values()
+            }
+            scan.finished_at = res.finished_at or utcnow()
+            counts: dict[str, int] = {s.value: 0 for s in Severity}
+            for sev in {f.id: f.severity for f in findings}.values():
+                counts[sev.value] += 1
+            scan.counts = counts
+            if res.error:
+                scan.status, scan.error = "failed", res.error
+                scan.score = scan.grade = None
+            else:
+                verdict = self.policy.evaluate(findings)
+                scan.status, scan.score, scan.grade = "completed", verdict.score, verdict.grade
+            session.add(scan)
+            session.flush()
+            scan.result_hash = result_hash(scan_dict(scan, storage.findings_of(session, scan.id or 0)))
+            session.add(scan)
+
+    # -- output --------------------------------------------------------------------------
+
+    def result_dict(self, scan_id: int) -> dict[str, Any]:
+        """The JSON-contract dict of a stored scan."""
+        with storage.session_scope(self.db) as session:
+            scan = session.get(Scan, scan_id)
+            if scan is None:
+                raise AuditorError(f"no scan with id {scan_id}")
+            return scan_dict(scan, storage.findings_of(session, scan_id))
+
+    @staticmethod
+    def _unstored_dict(res: SiteResult) -> dict[str, Any]:
+        return {
+            "url": res.url, "host": res.target.host if res.target else None,
+            "port": res.target.port if res.target else None,
+            "address": res.target.address if res.target else None, "scan_id": None,
+            "started_at": iso(res.started_at), "finished_at": iso(res.finished_at),
+            "score": None, "grade": None, "policy": None, "checks": {}, "findings": [],
+            "error": res.error,
+        }
+
+
+def sort_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(findings, key=lambda f: (-Severity.parse(f["severity"]).rank, f["id"], f.get("url") or ""))
+
+
+def scan_dict(scan: Scan, findings: list[FindingRecord]) -> dict[str, Any]:
+    """Build the JSON-contract dict (see findings.md) from stored rows."""
+    items = [
+        {
+            "id": f.finding_id, "check": f.check, "severity": f.severity, "title": f.title,
+            "evidence": f.evidence, "references": list(f.references or []),
+            **({"url": f.url} if f.url else {}),
+        }
+        for f in findings
+    ]
+    return {
+        "url": scan.url,
+        "host": scan.host,
+        "port": scan.port,
+        "address": scan.address,
+        "scan_id": scan.id,
+        "started_at": iso(scan.started_at),
+        "finished_at": iso(scan.finished_at),
+        "score": scan.score,
+        "grade": scan.grade,
+        "policy": {"name": scan.policy_name, "version": scan.policy_version},
+        "checks": dict(scan.checks or {}),
+        "findings": sort_findings(items),
+        "error": scan.error,
+    }
+
+
+def result_hash(result: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of a result (without its database id)."""
+    body = {k: v for k, v in result.items() if k != "scan_id"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def envelope(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"tool": {"name": "auditor", "version": __version__}, "results": results}
