@@ -38,6 +38,31 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
                         "(also set by AUDITOR_NO_DNS=1)")
     p.add_argument("--refuse-private", action="store_true",
                    help="refuse targets that resolve to private, loopback or link-local addresses")
+    g = p.add_argument_group("privacy crawl and reputation")
+    g.add_argument("--crawl-depth", type=int, default=2, metavar="N", help="link depth from the landing page (default 2)")
+    g.add_argument("--crawl-pages", type=positive_int, default=30, metavar="N", help="pages per site at most (default 30)")
+    g.add_argument("--page-bytes", type=positive_int, default=2_000_000, metavar="BYTES",
+                   help="bytes read per page at most (default 2000000)")
+    g.add_argument("--feeds", metavar="DIR", help="blocklist feed directory (default: $AUDITOR_FEEDS, else the built-in sample)")
+    g = p.add_argument_group("exposed services")
+    g.add_argument("--ports", metavar="LIST", help="ports for the ports check, nmap syntax (default: the policy's list)")
+
+
+def scan_options_dict(args: argparse.Namespace) -> dict[str, object]:
+    """Check options that are not policy: crawl bounds, feed directory, port list."""
+    import os
+
+    out: dict[str, object] = {
+        "crawl_depth": args.crawl_depth,
+        "crawl_pages": args.crawl_pages,
+        "page_bytes": args.page_bytes,
+    }
+    feeds = args.feeds or os.environ.get("AUDITOR_FEEDS")
+    if feeds:
+        out["feeds_dir"] = feeds
+    if args.ports:
+        out["ports"] = args.ports
+    return out
 
 
 def positive_float(value: str) -> float:

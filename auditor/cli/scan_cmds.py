@@ -17,6 +17,7 @@ from auditor.cli.common import (
     emit,
     exit_code,
     positive_int,
+    scan_options_dict,
     severity,
 )
 from auditor.errors import AuditorError
@@ -68,6 +69,7 @@ def scan_request_from_args(args: argparse.Namespace, targets: list[str]) -> Scan
         timeout=args.timeout,
         site_timeout=args.site_timeout,
         allow_dns=not (args.no_dns or os.environ.get("AUDITOR_NO_DNS", "") not in ("", "0")),
+        options=scan_options_dict(args),
         address_policy=AddressPolicy(
             allow_private=not args.refuse_private,
             allow_loopback=not args.refuse_private,
