@@ -69,8 +69,9 @@ def run_cli(*args: str) -> CLIResult:
     return CLIResult(code, out.getvalue(), err.getvalue())
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def cli():  # type: ignore[no-untyped-def]
+    """The in-process CLI runner: ``cli("scan", ...)`` returns code, out, err."""
     return run_cli
 
 

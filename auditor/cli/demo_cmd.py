@@ -11,7 +11,7 @@ from auditor.cli.common import add_db, emit, positive_int
 from auditor.errors import AuditorError
 from auditor.scanning import Auditor, ScanRequest
 
-DEMO_SITES = ["good", "expired", "tls1_0", "self_signed", "hsts_missing", "https_not_enforced", "cookie_no_secure"]
+DEMO_SITES = ["good", "cert-expired", "tls1-0", "cert-self-signed", "hsts-missing", "http-content", "cookie-no-secure"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything auditor needs on a fresh Debian/Ubuntu machine, then the package itself.
+#   System: nmap (ports check), poppler-utils (pdftotext/pdftoppm for report tests),
+#           fonts with Vietnamese glyphs (WeasyPrint segfaults with no font at all),
+#           Pango/HarfBuzz for WeasyPrint, zbar (QR decoding in tests), chromium (registry tests).
+#   Python: this package with its test extras, in editable mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(nmap poppler-utils fonts-dejavu-core fonts-noto-core libpango-1.0-0 libpangoft2-1.0-0
+              libharfbuzz-subset0 libzbar0 chromium)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --upgrade "setuptools>=77" wheel
+python3 -m pip install -q -e ".[test]"
+echo "auditor installed: $(command -v auditor)"
