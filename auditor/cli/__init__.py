@@ -21,6 +21,7 @@ from auditor.version import __version__
 COMMAND_MODULES = [
     "auditor.cli.scan_cmds",
     "auditor.cli.demo_cmd",
+    "auditor.cli.systems_cmd",
 ]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
