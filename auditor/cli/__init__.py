@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "auditor.cli.scan_cmds",
     "auditor.cli.demo_cmd",
     "auditor.cli.systems_cmd",
+    "auditor.cli.report_cmds",
 ]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2

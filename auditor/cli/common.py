@@ -96,6 +96,10 @@ def emit(results: list[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         json.dump(envelope(results), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
+    elif fmt in ("csv", "sarif"):
+        from auditor import exports
+
+        sys.stdout.write(exports.render(results, fmt))
     else:
         sys.stdout.write(render_table(results, sys.stdout))
 

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("targets", nargs="*", metavar="TARGET", help="URL (https://host[:port]/path) or bare host name")
     p.add_argument("--list", metavar="FILE", help="file with one target per line (# starts a comment)")
     add_scan_options(p)
-    p.add_argument("--format", choices=["table", "json"], default="table", help="output format (default table)")
+    p.add_argument("--format", choices=["table", "json", "csv", "sarif"], default="table",
+                   help="output format (default table)")
     p.add_argument("--concurrency", type=positive_int, default=8, metavar="N",
                    help="sites scanned at once (default 8)")
     p.add_argument("--fail-on", type=severity, metavar="SEVERITY",
