@@ -17,7 +17,6 @@ import dataclasses
 import ipaddress
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,16 +24,20 @@ import time
 from pathlib import Path
 
 
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
-    """Run a child; return (wall s, cpu s, peak RSS MiB, exit code, stdout)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def run_measured(cmd: list[str], env: dict[str, str], out_path: Path) -> tuple[float, float, float, int]:
+    """Run a child with stdout+stderr to a file; return (wall s, CPU s, peak RSS MiB, exit code).
+
+    ``os.wait4`` gives this one child's own resource usage (not the running maximum over all
+    children that RUSAGE_CHILDREN would give).
+    """
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far (KiB on Linux).
-    return wall, cpu, after.ru_maxrss / 1024, proc.returncode, proc.stdout + proc.stderr
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, proc.returncode
 
 
 def main() -> int:
@@ -66,19 +69,30 @@ def main() -> int:
             for r in lab.resolve_args:
                 cmd += ["--resolve", r]
             rows = []
-            wall, cpu, rss, code, out = run_measured(cmd, env)
+            wall, cpu, rss, code = run_measured(cmd, env, Path(tmp) / "auditor.out")
             graded = 0
             try:
-                graded = sum(1 for r in json.loads(out[: out.rfind("}") + 1])["results"] if r.get("grade"))
+                out = (Path(tmp) / "auditor.out").read_text()
+                graded = sum(1 for r in json.loads(out[out.index("{"): out.rfind("}") + 1])["results"]
+                             if r.get("grade"))
             except ValueError:
                 pass
             rows.append((f"auditor scan ({args.checks})", wall, cpu, rss, code, graded))
             if not args.skip_sslyze:
                 targets = [f"{s.host}:{s.https_port}{{{s.address}}}" for s in lab.sites]
-                scmd = [sys.executable, "-m", "sslyze", "--quiet", "--json_out", str(Path(tmp) / "s.json"),
-                        "--certinfo_ca_file", str(lab.ca_file), *targets]
-                wall, cpu, rss, code, _ = run_measured(scmd, env)
-                rows.append(("sslyze CLI (default scan)", wall, cpu, rss, code, args.sites if code == 0 else 0))
+                sjson = Path(tmp) / "s.json"
+                # The same scan commands as our tls check (naming --certinfo_ca_file alone schedules nothing).
+                scmd = [sys.executable, "-m", "sslyze", "--quiet", "--mozilla_config", "disable",
+                        "--json_out", str(sjson), "--certinfo", "--certinfo_ca_file", str(lab.ca_file),
+                        "--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", "--heartbleed",
+                        "--openssl_ccs", "--robot", "--reneg", "--compression", "--fallback", *targets]
+                wall, cpu, rss, code = run_measured(scmd, env, Path(tmp) / "sslyze.out")
+                completed = 0
+                if sjson.exists():
+                    doc = json.loads(sjson.read_text())
+                    completed = sum(1 for r in doc.get("server_scan_results", [])
+                                    if r.get("scan_status") == "COMPLETED")
+                rows.append(("sslyze CLI (same commands)", wall, cpu, rss, code, completed))
         finally:
             lab.stop()
     print(f"{args.sites} loopback sites (lab started in {lab_start:.1f} s), concurrency {args.concurrency}, "
