@@ -1,0 +1,298 @@
+"""The public registry: a static site listing every inventoried site, assessed or not.
+
+``build_registry(db, OUT_DIR)`` writes:
+
+- ``registry.json`` — exactly ``{"generated_at", "sites": [{"url", "system", "owner",
+  "level", "assessed", "last_assessed_at", "grade", "certificate": {"serial", "status",
+  "expires"} | null}]}``;
+- ``registry.csv`` — the same, one row per site;
+- ``index.html`` — a filterable table (Vietnamese, English labels), no external resource,
+  works from ``file://``; filters live in the URL fragment (``#assessed=no&status=valid&q=...``)
+  so a filtered view can be linked to;
+- ``certificates/<serial>.json`` — what the table's verify link opens: the certificate's
+  public facts and its signed token (``auditor verify TOKEN`` checks it offline);
+- ``issuer.pem`` — the issuer's public key, when one exists.
+
+Everything written comes from the database, and some of it (system names, owners, URLs) from
+import files or sites: Jinja2 autoescapes every value, the page's CSP allows only its own
+inline style and script (by hash), and CSV cells that a spreadsheet would run as a formula
+are neutralised. Files are replaced atomically, so a reader never sees half a registry.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from sqlalchemy import inspect
+from sqlmodel import Session, select
+
+from auditor import storage
+from auditor.errors import AuditorError
+from auditor.models import Certificate, InformationSystem, Scan, Site, utcnow
+from auditor.scanning import iso
+from auditor.version import __version__
+
+TEMPLATES = Path(__file__).parent / "templates" / "registry"
+SERIAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+CSV_FIELDS = (
+    "url", "system", "owner", "level", "assessed", "last_assessed_at", "grade",
+    "certificate_serial", "certificate_status", "certificate_expires",
+)
+STATUS_ORDER = ("valid", "suspended", "revoked", "expired")
+
+
+@dataclass
+class RegistryBuild:
+    out_dir: Path
+    generated_at: str
+    sites: int
+    assessed: int
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def _inventory(session: Session) -> list[Site]:
+    """Sites of systems, plus sites enrolled by hand in the schedule (not removed)."""
+    enrolled: set[str] = set()
+    if inspect(session.get_bind()).has_table("schedule_setting"):
+        from scheduler.store import ScheduleSetting
+
+        enrolled = {
+            s.key for s in session.exec(select(ScheduleSetting).where(ScheduleSetting.scope == "site"))
+            if s.state != "removed"
+        }
+    sites = session.exec(select(Site)).all()
+    return [s for s in sites if s.system_id is not None or s.url in enrolled]
+
+
+def _certificate_of(session: Session, site: Site, now: datetime) -> Certificate | None:
+    """The live certificate (newest valid or suspended), else the newest of any status."""
+    certs = list(session.exec(
+        select(Certificate).where(Certificate.site_id == site.id)
+        .order_by(Certificate.issued_at.desc(), Certificate.id.desc())  # type: ignore[attr-defined]
+    ))
+    live = [c for c in certs if c.status in ("valid", "suspended")]
+    return live[0] if live else (certs[0] if certs else None)
+
+
+def _shown_status(cert: Certificate, now: datetime) -> str:
+    """The stored status, or ``expired`` once the validity ended (the store may lag)."""
+    if cert.status in ("valid", "suspended") and cert.expires_at <= now:
+        return "expired"
+    return cert.status
+
+
+def registry_entries(session: Session, now: datetime | None = None) -> tuple[list[dict[str, Any]], dict[str, Certificate]]:
+    """The ``sites`` list of registry.json, and the certificate behind each serial shown."""
+    now = now or utcnow()
+    systems = {s.id: s for s in session.exec(select(InformationSystem))}
+    entries: list[dict[str, Any]] = []
+    certs: dict[str, Certificate] = {}
+    for site in _inventory(session):
+        system = systems.get(site.system_id) if site.system_id is not None else None
+        last = session.exec(
+            select(Scan).where(Scan.url == site.url, Scan.status == "completed")
+            .order_by(Scan.started_at.desc(), Scan.id.desc())  # type: ignore[attr-defined]
+        ).first()
+        cert = _certificate_of(session, site, now)
+        cert_view = None
+        if cert is not None:
+            cert_view = {"serial": cert.serial, "status": _shown_status(cert, now), "expires": iso(cert.expires_at)}
+            certs[cert.serial] = cert
+        entries.append({
+            "url": site.url,
+            "system": system.name if system else None,
+            "owner": (system.owner or None) if system else None,
+            "level": (system.declared_level or system.computed_level) if system else None,
+            "assessed": last is not None,
+            "last_assessed_at": iso(last.finished_at or last.started_at) if last else None,
+            "grade": last.grade if last else None,
+            "certificate": cert_view,
+        })
+    entries.sort(key=lambda e: ((e["system"] or "\uffff").casefold(), e["url"]))
+    return entries, certs
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def csv_safe(value: Any) -> str:
+    """A cell a spreadsheet shows as text: a leading = + - @ (formula) gets a quote."""
+    text = "" if value is None else str(value)
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def render_csv(entries: list[dict[str, Any]]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(CSV_FIELDS)
+    for e in entries:
+        cert = e["certificate"] or {}
+        writer.writerow([csv_safe(v) for v in (
+            e["url"], e["system"], e["owner"], e["level"], "yes" if e["assessed"] else "no",
+            e["last_assessed_at"], e["grade"], cert.get("serial"), cert.get("status"), cert.get("expires"),
+        )])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM: spreadsheets then read UTF-8
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def verify_href(serial: str, verify_url: str | None) -> str | None:
+    if not SERIAL_RE.fullmatch(serial):
+        return None
+    if verify_url:
+        return verify_url + serial
+    return f"certificates/{serial}.json"
+
+
+def render_html(entries: list[dict[str, Any]], generated_at: str, *, verify_url: str | None,
+                issuer_key: bool) -> bytes:
+    env = _environment()
+    style = (TEMPLATES / "registry.css").read_text(encoding="utf-8")
+    script = (TEMPLATES / "registry.js").read_text(encoding="utf-8")
+    rows = []
+    for e in entries:
+        cert = e["certificate"]
+        rows.append({
+            **e,
+            "is_link": e["url"].startswith(("https://", "http://")),
+            "status_key": cert["status"] if cert else "none",
+            "verify_href": verify_href(cert["serial"], verify_url) if cert else None,
+            "search": " ".join(str(v) for v in (e["url"], e["system"] or "", e["owner"] or "",
+                                                cert["serial"] if cert else "")).casefold(),
+        })
+    counts = {
+        "total": len(entries),
+        "assessed": sum(1 for e in entries if e["assessed"]),
+        "valid": sum(1 for e in entries if e["certificate"] and e["certificate"]["status"] == "valid"),
+        "suspended": sum(1 for e in entries if e["certificate"] and e["certificate"]["status"] == "suspended"),
+    }
+    csp = (
+        "default-src 'none'; "
+        f"style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; "
+        "img-src 'none'; base-uri 'none'; form-action 'none'"
+    )
+    html = env.get_template("index.html").render(
+        rows=rows, counts=counts, generated_at=generated_at, tool_version=__version__,
+        style=Markup(style), script=Markup(script), csp=csp, issuer_key=issuer_key,
+        levels=sorted({e["level"] for e in entries if e["level"] is not None}),
+        grades=sorted({e["grade"] for e in entries if e["grade"]}),
+    )
+    return html.encode("utf-8")
+
+
+def _certificate_file(cert: Certificate, shown_status: str) -> bytes:
+    from auditor.certificates import certificate_token
+
+    payload = dict(cert.payload or {})
+    body = {
+        "serial": cert.serial,
+        "site": payload.get("site"),
+        "system": payload.get("system"),
+        "level": payload.get("level"),
+        "grade": cert.grade,
+        "status": shown_status,
+        "issued": iso(cert.issued_at),
+        "expires": iso(cert.expires_at),
+        "kid": payload.get("kid"),
+        "token": certificate_token(cert),
+        "how_to_verify": "auditor verify <token> (checks the Ed25519 signature with issuer.pem)",
+    }
+    return (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def build_registry(
+    db: str | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    key_path: str | None = None,
+    verify_url: str | None = None,
+    now: datetime | None = None,
+) -> RegistryBuild:
+    """Write the registry into ``out_dir`` (created if missing)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise AuditorError(f"registry output {out} exists and is not a directory")
+    if verify_url is not None and not verify_url.startswith(("https://", "http://")):
+        raise AuditorError(f"--verify-url must start with https:// or http://, not {verify_url!r}")
+    now = now or utcnow()
+    generated_at = iso(now) or ""
+    with storage.session_scope(db) as session:
+        entries, certs = registry_entries(session, now)
+        cert_files = {
+            serial: _certificate_file(cert, _shown_status(cert, now))
+            for serial, cert in certs.items() if SERIAL_RE.fullmatch(serial)
+        }
+    issuer = _issuer_pem(key_path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        document = {"generated_at": generated_at, "sites": entries}
+        _atomic_write(out / "registry.json", (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode())
+        _atomic_write(out / "registry.csv", render_csv(entries))
+        certs_dir = out / "certificates"
+        for serial, data in cert_files.items():
+            _atomic_write(certs_dir / f"{serial}.json", data)
+        if certs_dir.is_dir():
+            for stale in certs_dir.glob("*.json"):
+                if stale.stem not in cert_files and SERIAL_RE.fullmatch(stale.stem):
+                    stale.unlink(missing_ok=True)
+        if issuer:
+            _atomic_write(out / "issuer.pem", issuer.encode("ascii"))
+        _atomic_write(out / "index.html", render_html(entries, generated_at, verify_url=verify_url,
+                                                      issuer_key=bool(issuer)))
+    except OSError as exc:
+        raise AuditorError(f"cannot write the registry to {out}: {exc.strerror or exc}") from None
+    return RegistryBuild(out, generated_at, len(entries), sum(1 for e in entries if e["assessed"]))
+
+
+def _issuer_pem(key_path: str | None) -> str | None:
+    try:
+        from auditor.certificates import public_key_pem
+    except ImportError:
+        return None
+    try:
+        return public_key_pem(key_path)
+    except AuditorError:
+        return None  # no certificate has been issued with a key yet
