@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "auditor.cli.demo_cmd",
     "auditor.cli.systems_cmd",
     "auditor.cli.report_cmds",
+    "auditor.cli.schedule_cmd",
+    "auditor.cli.registry_cmd",
 ]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
