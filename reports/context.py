@@ -241,9 +241,12 @@ def _requirement_rows(result: Any, t: Messages) -> list[RequirementRow]:
             at_text = t.date(at) if isinstance(at, datetime) else clip(at, 40)
             evidence.append(t("report.req.attested_by", by=clip(r.attestation.get("by"), 100), at=at_text)
                             + ": " + clip(r.attestation.get("evidence"), 400))
-        judged = ", ".join(r.judged_by) if isinstance(r.judged_by, list | tuple) else str(r.judged_by or "")
+        if not evidence and getattr(r, "detail", ""):
+            evidence.append(clip(r.detail, 400))
+        judged = str(r.judged_by or "")
+        key = f"report.req.judged.{judged}"
         rows.append(RequirementRow(r.id, title, r.state, str(r.source or ""), bool(r.verified), evidence,
-                                   clip(judged, 300)))
+                                   t(key) if t.has(key) else clip(judged, 100)))
     return rows
 
 
