@@ -1,0 +1,149 @@
+"""The admin-interface probe of the ``http`` family: ``http.admin.exposed``.
+
+Requests a bounded list of well-known administration paths (``/admin``, ``/wp-admin/``,
+``/phpmyadmin/``, ``/manager/html``, ``/quantri`` ...) on the audited site and reports those
+that answer, from the public side, with a login page: an HTML page with a password field,
+or an HTTP authentication challenge (401 with ``WWW-Authenticate``). A page that merely
+mentions "admin" is not a login page, and neither is a 404.
+
+Catch-all sites (every path returns the same login page, or the same soft-404) would make
+every path look exposed, so a random path that cannot exist is fetched first as a baseline
+and a login page identical to it is not counted.
+
+The ``http`` check calls :func:`probe_admin` with its own bounded session and adds
+:data:`ADMIN_EXPOSED` to its catalogue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from bs4 import BeautifulSoup
+
+from auditor.check import FindingSpec, Severity
+from auditor.net import FetchError, FetchResult, follow, one_line
+
+if TYPE_CHECKING:
+    import requests
+
+    from auditor.check import CheckContext
+    from auditor.targets import Target
+
+FINDING_ID = "http.admin.exposed"
+
+ADMIN_EXPOSED = FindingSpec(
+    FINDING_ID,
+    Severity.MEDIUM,
+    "An administration login is reachable from the public side",
+    "Administration panels on the public Internet are found by automated scans within hours and "
+    "brute-forced; their vulnerabilities give control of the whole site.",
+    "Serve the administration interface only on an internal network or through a VPN, or "
+    "restrict it to known source addresses, with multi-factor authentication.",
+    (
+        "TCVN 14423:2026 3.6.2.4 (MFA for admin access), restricted remote-admin sources [U]",
+        "TCVN 11930:2017 restricting remote administration [M]",
+    ),
+)
+
+DEFAULT_ADMIN_PATHS = (
+    "/admin", "/admin/", "/administrator/", "/wp-admin/", "/wp-login.php", "/phpmyadmin/",
+    "/pma/", "/adminer.php", "/manager/html", "/admin.php", "/admincp/", "/webadmin/",
+    "/cpanel", "/typo3/", "/umbraco/", "/quantri", "/quantri/", "/quan-tri/",
+)
+
+MAX_PATHS = 40
+MAX_BYTES = 262_144
+MAX_REDIRECTS = 3
+
+
+class AdminHit(NamedTuple):
+    """One exposed admin login: the finding id, a one-line evidence, where, and details."""
+
+    id: str
+    evidence: str
+    url: str
+    details: dict[str, Any]
+
+
+_PASSWORD_RE = re.compile(r"""<input\b[^>]*\btype\s*=\s*["']?password\b""", re.I)
+
+
+def is_login_page(result: FetchResult) -> str | None:
+    """Why this response is a login page (None when it is not)."""
+    if result.status == 401 and result.headers.get("WWW-Authenticate"):
+        scheme = one_line(result.headers["WWW-Authenticate"], 60).split(" ", 1)[0]
+        return f"HTTP {scheme} authentication prompt"
+    if result.status != 200:
+        return None
+    if "html" not in result.content_type and not result.body.lstrip()[:100].lower().startswith((b"<!doctype", b"<html")):
+        return None
+    text = result.text
+    if not _PASSWORD_RE.search(text):
+        return None
+    # Confirm with a real parser (a password input inside a comment or script does not count).
+    soup = BeautifulSoup(text, "html.parser")
+    for field in soup.find_all("input"):
+        if str(field.get("type", "")).strip().lower() == "password":
+            return "login form with a password field"
+    return None
+
+
+def _fingerprint(result: FetchResult) -> str:
+    return hashlib.sha256(b" ".join(result.body.split())).hexdigest()
+
+
+def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) -> list[AdminHit]:
+    """Fetch the admin paths (policy parameter ``http.admin_paths``) and report login pages.
+
+    Bounded: at most ``MAX_PATHS`` paths, ``MAX_BYTES`` per page, ``MAX_REDIRECTS`` redirects
+    on the site's own host, and the ``http.admin_max_seconds`` budget (default 30 s) within
+    the site deadline. Network errors on one path are skipped (a closed path is not exposed).
+    """
+    paths = ctx.param("http.admin_paths", DEFAULT_ADMIN_PATHS)
+    if isinstance(paths, str):
+        paths = [p.strip() for p in paths.split(",") if p.strip()]
+    paths = [p if str(p).startswith("/") else f"/{p}" for p in list(paths)[:MAX_PATHS]]
+    stop_at = time.monotonic() + float(ctx.param("http.admin_max_seconds", 30))
+    origin = target.origin
+
+    def get(path: str) -> FetchResult | None:
+        if time.monotonic() >= stop_at or ctx.remaining() < 1:
+            return None
+        try:
+            chain, _stop = follow(session, origin + path, ctx=ctx, max_bytes=MAX_BYTES,
+                                  max_redirects=MAX_REDIRECTS, allowed_hosts={target.host})
+        except FetchError:
+            return None
+        return chain[-1] if chain else None
+
+    baseline = get(f"/auditor-baseline-{secrets.token_hex(8)}")
+    baseline_login = baseline is not None and is_login_page(baseline) is not None
+    baseline_print = _fingerprint(baseline) if baseline is not None else ""
+
+    hits: list[AdminHit] = []
+    seen: set[str] = set()
+    for path in paths:
+        result = get(path)
+        if result is None:
+            continue
+        why = is_login_page(result)
+        if why is None:
+            continue
+        if baseline_login and _fingerprint(result) == baseline_print:
+            continue  # the same login page everywhere: a catch-all, not an admin path
+        if result.url in seen:
+            continue  # /admin and /admin/ redirecting to the same login
+        seen.add(result.url)
+        final = result.url
+        via = "" if final == origin + path else f" (redirected to {one_line(final, 200)})"
+        hits.append(AdminHit(
+            FINDING_ID,
+            f"{path} answers with a {why}{via}, HTTP {result.status}",
+            final,
+            {"path": path, "final_url": final, "status": result.status, "reason": why},
+        ))
+    return hits
