@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "auditor.cli.report_cmds",
     "auditor.cli.schedule_cmd",
     "auditor.cli.registry_cmd",
+    "auditor.cli.feeds_cmd",
 ]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
