@@ -5,7 +5,8 @@ reflects ``--resolve``), never a DNS lookup (``-n``) and no host discovery (``-P
 
 1. a TCP connect scan of a bounded port list (policy parameter ``ports.list``, overridden by
    the ``--ports`` scan option);
-2. service and version detection (``-sV``) on the open ports only, bounded by
+2. service and version detection (``-sV``) on the open ports only — except the site's own
+   HTTPS and HTTP ports, which the tls and http checks judge — bounded by
    ``--host-timeout`` and ``--version-intensity`` — a service that waits for the client to
    speak costs nmap about 6 s, so this is the expensive part. When it runs out of time the
    check keeps the names nmap's port table gives and says so in its evidence.
@@ -87,8 +88,11 @@ SERVICE_CLASSES: tuple[ServiceClass, ...] = (
     ),
 )
 
-# Service names that say nothing about what runs on top (so the port number decides).
+# Service names that say nothing about what runs on top.
 _GENERIC = {"", "unknown", "tcpwrapped", "http", "https", "http-proxy", "http-alt", "ssl"}
+# Ports whose service *is* an HTTP API (Docker, kubelet, Kubernetes, WinRM, Elasticsearch,
+# CouchDB, InfluxDB, Neo4j): there a generic "http" from service detection does not clear it.
+HTTP_API_PORTS = frozenset({2375, 2376, 5984, 5985, 5986, 6443, 7474, 8086, 9200, 10250, 10255})
 
 
 @dataclass
@@ -121,7 +125,7 @@ def classify_service(op: OpenPort) -> ServiceClass | None:
             return cls
         if op.method == "probed" and op.product and cls.product.search(product):
             return cls
-    if op.method != "probed" or name in _GENERIC:
+    if op.method != "probed" or (name in _GENERIC and op.port in HTTP_API_PORTS):
         for cls in SERVICE_CLASSES:
             if op.port in cls.ports:
                 return cls
@@ -310,7 +314,7 @@ class PortsCheck(Check):
         if to_probe:
             budget = min(float(ctx.param("ports.service_timeout_s", 30)), ctx.remaining() - 2)
             intensity = max(0, min(9, int(ctx.param("ports.version_intensity", 4))))
-            if budget >= 3:
+            if budget >= 1:
                 open_spec = ",".join(str(p.port) for p in to_probe)
                 try:
                     probed, pfacts = self._nmap(
@@ -323,7 +327,7 @@ class PortsCheck(Check):
                 else:
                     if pfacts["timed_out"] or not probed:
                         evidence["service_detection"] = (
-                            f"timed out after {int(budget)} s: service names from nmap's port table")
+                            f"timed out (--host-timeout {int(budget)}s): service names from nmap's port table")
                     else:
                         by_port = {p.port: p for p in probed}
                         found = [by_port.get(p.port, p) for p in found]
