@@ -100,7 +100,7 @@ def report_html(session: Session, target: str, *, lang: str = "vi", policy_dir: 
         r=data, t=t, subject=subject, issuer=issuer_name(t, issuer), criteria=criteria_rows(data, t),
         created=iso(data.generated_at), keywords=", ".join(["auditor", subject, *ids])[:1000],
         footer=f"{t('doc.generated_by', version=data.tool_version)} · {t.datetime(data.generated_at)} "
-               f"({t('doc.time_zone')})",
+               f"{t('doc.time_zone')}",
     )
 
 
