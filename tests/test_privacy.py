@@ -1,0 +1,352 @@
+"""The privacy check: classifier and form reader, then real sites on loopback (127.0.1.1-127.0.1.39).
+
+Each lab site is the compliant registration site with one thing changed; each yields exactly
+its planted id and the compliant site yields none. The end-to-end test runs ``auditor scan``
+and ``auditor show`` on the same sites.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bs4 import BeautifulSoup
+
+from auditor.check import CheckContext, CheckOutcome, Severity
+from auditor.errors import AuditorError
+from auditor.lab.privacy_sites import PRIVACY_SITES
+from auditor.lab.sites import Lab, RunningSite
+from auditor.personal_data import (
+    FieldText,
+    classify_field,
+    load_vocabulary,
+    normalize,
+    read_forms,
+    strip_diacritics,
+)
+from auditor.targets import Resolver, make_target
+from checks.privacy import CATALOGUE, PrivacyCheck
+
+LAB_FIRST = "127.0.1.1"
+DEAD_ADDRESS = "127.0.1.39"  # nothing listens here
+FINDINGS_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "findings.md"
+VOCAB = load_vocabulary()
+
+# --- classifier ----------------------------------------------------------------------------
+
+
+def test_normalize_strips_vietnamese_diacritics() -> None:
+    assert strip_diacritics("Đường Hồ Chí Minh, đảo") == "Duong Ho Chi Minh, dao"
+    assert normalize("Số Điện Thoại (*)") == "so dien thoai"
+    assert normalize("txtHoVaTen") == "txt ho va ten"
+    assert normalize("SO_CMND") == "so cmnd"
+    # Decomposed input (combining marks, as windows-1258 pages produce) normalises the same.
+    assert normalize("Ho\u0323 te\u0302n") == normalize("Họ tên") == "ho ten"
+
+
+CLASSIFIED = [
+    # (field text, expected kind, expected category)
+    (dict(label="Họ và tên"), "full_name", "personal"),
+    (dict(label="Ho va ten"), "full_name", "personal"),
+    (dict(label="Full name"), "full_name", "personal"),
+    (dict(name="hoTen"), "full_name", "personal"),
+    (dict(label="Ngày sinh"), "birth_date", "personal"),
+    (dict(placeholder="ngay sinh"), "birth_date", "personal"),
+    (dict(label="Date of birth"), "birth_date", "personal"),
+    (dict(label="Số điện thoại"), "phone", "personal"),
+    (dict(name="sodienthoai"), "phone", "personal"),
+    (dict(type="tel", name="x1"), "phone", "personal"),
+    (dict(label="Email"), "email", "personal"),
+    (dict(type="email", name="f"), "email", "personal"),
+    (dict(label="Địa chỉ thường trú"), "address", "personal"),
+    (dict(label="Dia chi"), "address", "personal"),
+    (dict(label="Số CCCD/CMND"), "national_id", "personal"),
+    (dict(label="So dinh danh ca nhan"), "national_id", "personal"),
+    (dict(label="Hộ chiếu"), "passport", "personal"),
+    (dict(label="Passport number"), "passport", "personal"),
+    (dict(label="Mã số thuế"), "tax_code", "personal"),
+    (dict(label="Số BHXH"), "social_insurance", "personal"),
+    (dict(label="Giới tính"), "sex", "personal"),
+    (dict(autocomplete="shipping street-address"), "address", "personal"),
+    (dict(label="Số tài khoản ngân hàng"), "bank", "sensitive"),
+    (dict(label="So tai khoan"), "bank", "sensitive"),
+    (dict(autocomplete="cc-number"), "bank", "sensitive"),
+    (dict(label="Tôn giáo"), "religion", "sensitive"),
+    (dict(label="Tinh trang suc khoe"), "health", "sensitive"),
+    (dict(label="Medical history"), "health", "sensitive"),
+    (dict(label="Dân tộc"), "ethnicity", "sensitive"),
+    (dict(label="Vân tay"), "biometric", "sensitive"),
+    (dict(label="Lý lịch tư pháp"), "criminal", "sensitive"),
+    (dict(label="Xu hướng tính dục"), "sex_life", "sensitive"),
+    (dict(label="Vị trí hiện tại"), "location", "sensitive"),
+    (dict(label="Quan điểm chính trị"), "political_views", "sensitive"),
+    (dict(label="Ảnh CCCD mặt trước", type="file"), "id_document_image", "sensitive"),
+    (dict(label="Mật khẩu"), "password", "credential"),
+    (dict(type="password", name="p"), "password", "credential"),
+    (dict(label="Tên đăng nhập"), "username", "credential"),
+    (dict(label="Ten dang nhap"), "username", "credential"),
+    (dict(label="Tên công ty"), "not_personal", "other"),
+    (dict(type="search", name="q"), "not_personal", "other"),
+    (dict(label="Tìm kiếm"), "not_personal", "other"),
+    (dict(label="Hồ sơ đính kèm", type="file"), "", "other"),
+    (dict(label="Trình độ đào tạo"), "", "other"),
+    (dict(name="csrf_token"), "", "other"),
+    (dict(name="__RequestVerificationToken"), "", "other"),
+    (dict(context="Họ tên:"), "full_name", "personal"),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "category"), CLASSIFIED, ids=[str(c[0]) for c in CLASSIFIED])
+def test_field_classifier(text: dict[str, str], kind: str, category: str) -> None:
+    info = classify_field(FieldText(**text), VOCAB)
+    assert (info.kind, info.category) == (kind, category), info.matched
+
+
+def _forms(html: str, url: str = "https://site.test/page") -> list[Any]:
+    return read_forms(BeautifulSoup(html, "html.parser"), url, VOCAB)
+
+
+def test_search_login_and_reset_forms_are_not_collections() -> None:
+    forms = _forms("""
+      <form role="search" action="/s"><input type="search" name="q"><button>Tìm</button></form>
+      <form action="/s2"><input name="keyword" placeholder="Từ khóa"><input type="submit" value="Tìm kiếm"></form>
+      <form method="post" action="/login"><input type="hidden" name="csrf_token" value="x">
+        <label for="u">Email</label><input id="u" name="email" type="email">
+        <label for="p">Mật khẩu</label><input id="p" name="pw" type="password">
+        <input type="checkbox" id="r"><label for="r">Ghi nhớ đăng nhập</label><button>Đăng nhập</button></form>
+      <form method="post" action="/reset"><h2>Quên mật khẩu</h2><input type="email" name="email"></form>
+      <form method="post" action="/lang"><select name="lang"><option>vi</option></select></form>
+    """)
+    assert [f.role for f in forms] == ["search", "search", "login", "login", "other"]
+    login = forms[2]
+    assert [f.text.name for f in login.fields] == ["email", "pw", ""]  # csrf (hidden) and button skipped
+    assert login.consents == []
+
+
+def test_registration_newsletter_and_formless_inputs() -> None:
+    forms = _forms("""
+      <form id="reg" method="post"><input name="ho_ten" placeholder="Họ tên">
+        <input type="password" name="a" autocomplete="new-password"><input type="password" name="b"></form>
+      <form><label>Đăng ký nhận bản tin <input type="email" name="e"></label></form>
+      <input form="reg" name="so_cccd" aria-label="Số CCCD">
+      <input type="checkbox" form="reg" id="c"><label for="c">Tôi đồng ý cho xử lý dữ liệu cá nhân</label>
+    """)
+    reg, news = forms
+    assert reg.role == "personal" and news.role == "personal"
+    assert [f.kind for f in reg.fields] == ["full_name", "password", "password", "national_id"]
+    assert len(reg.consents) == 1 and not reg.consents[0].checked
+    assert reg.action_url == "https://site.test/page"  # no action: the page itself
+
+
+def test_consent_controls() -> None:
+    (form,) = _forms("""
+      <form method="post" action="/x"><input name="hoten" aria-label="Họ và tên">
+        <p><input type="checkbox" name="a" checked> Tôi đồng ý với điều khoản dịch vụ và nhận quảng cáo</p>
+        <p><label><input type="checkbox" name="b"> Subscribe to our newsletter</label></p>
+        <p><label><input type="radio" name="c" value="yes"> Đồng ý chia sẻ với đối tác</label>
+           <label><input type="radio" name="c" value="no" checked> Không đồng ý</label></p>
+      </form>""")
+    a, b, yes, no = form.consents
+    assert a.checked and sorted(a.purposes) == ["marketing", "service"]
+    assert not b.checked and b.purposes == ["marketing"]  # a purpose alone makes it a consent box
+    assert not yes.refusal and yes.purposes == ["sharing"]
+    assert no.refusal and no.checked  # a pre-selected "no" is not consent given
+
+
+def test_hostile_form_text_is_bounded() -> None:
+    long_label = "Họ tên " + "x" * 50_000 + "\x1b[31m<script>alert(1)</script>"
+    (form,) = _forms(f'<form method=post><label for=a>{long_label}</label><input id=a name="{"n" * 5000}"></form>')
+    field = form.fields[0]
+    assert field.kind == "full_name"
+    d = field.to_dict()
+    assert len(d["label"]) <= 120 and len(d["name"]) <= 100 and len(d["matched"]) <= 160
+
+
+def test_vocabulary_can_be_extended(tmp_path: Path) -> None:
+    extra = tmp_path / "privacy.yaml"
+    extra.write_text(
+        "fields:\n  voter:\n    category: personal\n    source: decree13\n"
+        "    article: \"Decree 13/2023 Art. 2.3(l)\"\n    keywords: [mã cử tri, voter number]\n",
+        encoding="utf-8",
+    )
+    vocab = load_vocabulary([extra])
+    assert classify_field(FieldText(label="Mã cử tri"), vocab).kind == "voter"
+    assert classify_field(FieldText(label="Mã cử tri"), VOCAB).category == "other"
+    assert classify_field(FieldText(label="Số điện thoại"), vocab).kind == "phone"  # defaults kept
+
+
+def test_vocabulary_entries_cite_their_article() -> None:
+    assert VOCAB.kinds and all(k.article for k in VOCAB.kinds)
+    assert all(item.article for item in VOCAB.notice_items)
+    assert {i.name for i in VOCAB.notice_items} == {"purposes", "data_types", "parties", "retention", "rights",
+                                                     "contact"}
+
+
+def test_catalogue_matches_findings_md() -> None:
+    ids = {s.id: s.severity for s in CATALOGUE}
+    assert ids["privacy.third_party.hosts"] is Severity.INFO
+    assert all(s.references for s in CATALOGUE)
+    if not FINDINGS_MD.is_file():
+        pytest.skip("shared/docs/findings.md not beside the repository")
+    rows = re.findall(r"^\| (privacy\.[a-z_.]+) \| (\w+) \|", FINDINGS_MD.read_text(encoding="utf-8"), re.M)
+    assert len(rows) == 11
+    for fid, severity in rows:
+        assert ids.get(fid) is Severity(severity), fid
+
+
+# --- lab sites ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def privacy_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    lab = Lab(tmp_path_factory.mktemp("privacy-lab"), PRIVACY_SITES, first_address=LAB_FIRST)
+    lab.start()
+    yield lab
+    lab.stop()
+
+
+def run_privacy(lab: Lab, site: RunningSite, **kwargs: Any) -> CheckOutcome:
+    resolver = Resolver(lab.resolve_args, allow_dns=False)
+    target = make_target(site.url, resolver)
+    ctx = CheckContext(timeout=5, deadline=time.monotonic() + 60, resolver=resolver, **kwargs)
+    return PrivacyCheck().run(target, ctx)
+
+
+@pytest.fixture(scope="module")
+def outcomes(privacy_lab: Lab) -> dict[str, CheckOutcome]:
+    return {site.name: run_privacy(privacy_lab, site) for site in privacy_lab.sites}
+
+
+@pytest.mark.parametrize("spec", PRIVACY_SITES, ids=[s.name for s in PRIVACY_SITES])
+def test_each_site_yields_exactly_its_ids(outcomes: dict[str, CheckOutcome], spec: Any) -> None:
+    outcome = outcomes[spec.name]
+    assert outcome.error is None
+    assert {f.id for f in outcome.findings} == set(spec.expect), [f.evidence for f in outcome.findings]
+    for f in outcome.findings:
+        assert f.url and f.url.startswith(("https://", "http://"))
+        if f.id.startswith("privacy.form.") or f.id.startswith(("privacy.consent.", "privacy.sensitive.")):
+            assert f.details["form"]["method"] in ("GET", "POST")
+            assert f.details["fields"] and all("category" in fld for fld in f.details["fields"])
+            assert f.details["page"] == f.url
+
+
+def test_compliant_site_is_read_fully(outcomes: dict[str, CheckOutcome]) -> None:
+    evidence = outcomes["priv-good"].evidence
+    roles = sorted(f["role"] for f in evidence["forms"])
+    # registration (vi + en) and contact collect; login and reset are account forms; search boxes.
+    assert roles.count("personal") == 3 and roles.count("login") == 2 and roles.count("search") >= 1
+    assessed = [p for p in evidence["policies"] if p["state"] == "assessed"]
+    assert {p["url"].rsplit("/", 1)[1] for p in assessed} >= {"chinh-sach-bao-mat", "privacy"}
+    assert all(p["missing"] == [] for p in assessed)
+    assert evidence["third_party_hosts"] == []
+    assert [c["name"] for c in evidence["first_visit_cookies"]] == ["sessionid"]
+
+
+def test_finding_details(outcomes: dict[str, CheckOutcome], privacy_lab: Lab) -> None:
+    def only(site: str, fid: str) -> Any:
+        found = [f for f in outcomes[site].findings if f.id == fid]
+        assert found, (site, fid)
+        return found[0]
+
+    f = only("priv-policy-incomplete", "privacy.notice.incomplete")
+    assert [m["item"] for m in f.details["missing"]] == ["retention", "rights"]
+    assert f.url.endswith("/chinh-sach-bao-mat")
+
+    f = only("priv-http-page", "privacy.form.insecure_transport")
+    assert f.url.startswith("http://") and "the page itself is plain HTTP" in f.details["reasons"]
+
+    f = only("priv-http-action", "privacy.form.insecure_transport")
+    assert f.url.startswith("https://") and f.details["form"]["action_url"].startswith("http://")
+
+    f = only("priv-third-party", "privacy.form.third_party_action")
+    assert f.details["recipient"] == "forms.partner.example"
+
+    f = only("priv-get", "privacy.form.get_method")  # no diacritics, table layout
+    assert "Ho va ten" in f.evidence and f.details["form"]["method"] == "GET"
+
+    f = only("priv-sensitive", "privacy.sensitive.no_notice")
+    assert sorted(x["kind"] for x in f.details["sensitive"]) == ["health", "religion"]
+
+    f = only("priv-bundled", "privacy.consent.bundled")
+    assert sorted(f.details["consents"][0]["purposes"]) == ["marketing", "service", "sharing"]
+
+    f = only("priv-tracker", "privacy.tracker.before_consent")
+    assert [h["host"] for h in f.details["hosts"]] == ["www.googletagmanager.com"]
+    assert f.details["hosts"][0]["tracker"]["owner"] == "Google LLC"
+
+    f = only("priv-cookie", "privacy.cookie.before_consent")
+    assert [c["name"] for c in f.details["cookies"]] == ["_ga"]
+
+    f = only("priv-third-party-host", "privacy.third_party.hosts")
+    assert [h["host"] for h in f.details["hosts"]] == ["fonts.cdn.example"]
+    held = outcomes["priv-third-party-host"].evidence["held_until_consent"]
+    assert list(held) == ["www.googletagmanager.com"]  # consent-gated script: not a tracker finding
+
+    notice = [f for f in outcomes["priv-no-notice"].findings]
+    assert sorted(f.url.rsplit("/", 1)[1] for f in notice) == ["dang-ky", "lien-he"]
+
+
+def test_tracker_list_can_be_extended(privacy_lab: Lab, tmp_path: Path) -> None:
+    site = privacy_lab.site("priv-third-party-host")
+    (tmp_path / "trackers.yaml").write_text(
+        "trackers:\n  - name: Example CDN analytics\n    owner: Example Ltd\n    country: ZZ\n"
+        "    category: analytics\n    hosts: [cdn.example]\n    cookies: [sessionid]\n",
+        encoding="utf-8",
+    )
+    for kwargs in ({"options": {"policy_dir": str(tmp_path)}},
+                   {"params": {"privacy.tracker_files": [str(tmp_path / "trackers.yaml")]}}):
+        outcome = run_privacy(privacy_lab, site, **kwargs)
+        ids = {f.id for f in outcome.findings}
+        assert {"privacy.tracker.before_consent", "privacy.cookie.before_consent"} <= ids, kwargs
+    # A missing extension file is a one-line error (the engine reports it as a check error).
+    with pytest.raises(AuditorError, match="file not found"):
+        run_privacy(privacy_lab, site, params={"privacy.tracker_files": [str(tmp_path / "nope.yaml")]})
+
+
+def test_unreachable_site_is_a_check_error() -> None:
+    resolver = Resolver([f"dead.privacy.test:*:{DEAD_ADDRESS}"], allow_dns=False)
+    target = make_target("https://dead.privacy.test/", resolver)
+    outcome = PrivacyCheck().run(target, CheckContext(timeout=2, resolver=resolver))
+    assert outcome.status == "error" and outcome.findings == []
+    assert "reached no page" in (outcome.error or "")
+
+
+# --- end to end ------------------------------------------------------------------------
+
+
+def test_scan_json_table_and_storage(privacy_lab: Lab, cli: Any, db_url: str) -> None:
+    resolves = [arg for site in privacy_lab.sites for r in site.resolve for arg in ("--resolve", r)]
+    urls = [site.url for site in privacy_lab.sites]
+    res = cli("scan", *urls, "--checks", "privacy,reputation", "--no-dns", "--format", "json", "--db", db_url,
+              *resolves)
+    assert res.code == 0, res
+    results = {r["host"]: r for r in json.loads(res.out)["results"]}
+    for site in privacy_lab.sites:
+        r = results[site.host]
+        assert r["checks"]["privacy"]["status"] == "ok" and r["checks"]["reputation"]["status"] == "ok"
+        assert {f["id"] for f in r["findings"]} == set(site.spec.expect), site.name
+        assert all(f.get("url") for f in r["findings"])
+    preticked = results[privacy_lab.site("priv-preticked").host]
+    assert preticked["grade"] == "C"  # a high finding caps the grade
+
+    shown = cli("show", str(preticked["scan_id"]), "--format", "json", "--db", db_url)
+    assert shown.code == 0, shown
+    assert json.loads(shown.out)["results"][0]["findings"] == preticked["findings"]
+
+    table = cli("show", str(preticked["scan_id"]), "--db", db_url)
+    assert "privacy.consent.preticked" in table.out and "HIGH" in table.out
+
+    from sqlmodel import select
+
+    from auditor import storage
+    from auditor.models import FindingRecord
+
+    with storage.session_scope(db_url) as session:
+        rows = session.exec(select(FindingRecord).where(FindingRecord.scan_id == preticked["scan_id"])).all()
+        assert [(r.finding_id, r.details["form"]["method"]) for r in rows] == [("privacy.consent.preticked", "POST")]
+        assert rows[0].details["consents"][0]["checked"] is True
