@@ -21,6 +21,7 @@ import re
 import secrets
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 
@@ -61,7 +62,8 @@ MAX_REDIRECTS = 3
 
 
 class AdminHit(NamedTuple):
-    """One exposed admin login: the finding id, a one-line evidence, where, and details."""
+    """Exposed admin logins as one finding: id, one-line evidence, the first login's URL, and
+    ``details["paths"]`` listing every exposed path (path, final_url, status, reason)."""
 
     id: str
     evidence: str
@@ -97,7 +99,8 @@ def _fingerprint(result: FetchResult) -> str:
 
 
 def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) -> list[AdminHit]:
-    """Fetch the admin paths (policy parameter ``http.admin_paths``) and report login pages.
+    """Fetch the admin paths (policy parameter ``http.admin_paths``) and report login pages:
+    an empty list, or one hit that names every exposed path.
 
     Bounded: at most ``MAX_PATHS`` paths, ``MAX_BYTES`` per page, ``MAX_REDIRECTS`` redirects
     on the site's own host, and the ``http.admin_max_seconds`` budget (default 30 s) within
@@ -124,7 +127,7 @@ def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) ->
     baseline_login = baseline is not None and is_login_page(baseline) is not None
     baseline_print = _fingerprint(baseline) if baseline is not None else ""
 
-    hits: list[AdminHit] = []
+    exposed: list[dict[str, Any]] = []
     seen: set[str] = set()
     for path in paths:
         result = get(path)
@@ -135,15 +138,17 @@ def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) ->
             continue
         if baseline_login and _fingerprint(result) == baseline_print:
             continue  # the same login page everywhere: a catch-all, not an admin path
-        if result.url in seen:
-            continue  # /admin and /admin/ redirecting to the same login
-        seen.add(result.url)
-        final = result.url
-        via = "" if final == origin + path else f" (redirected to {one_line(final, 200)})"
-        hits.append(AdminHit(
-            FINDING_ID,
-            f"{path} answers with a {why}{via}, HTTP {result.status}",
-            final,
-            {"path": path, "final_url": final, "status": result.status, "reason": why},
-        ))
-    return hits
+        key = _fingerprint(result) if result.status == 200 else result.url.split("?", 1)[0]
+        if key in seen:
+            continue  # /wp-admin/ and /wp-login.php, /admin and /admin/: one login page
+        seen.add(key)
+        exposed.append({"path": path, "final_url": result.url, "status": result.status, "reason": why})
+    if not exposed:
+        return []
+    parts = []
+    for e in exposed:
+        via = "" if e["final_url"] == origin + e["path"] else f" → {urlsplit(e['final_url']).path}"
+        parts.append(f"{e['path']}{via} ({e['reason']}, HTTP {e['status']})")
+    evidence = one_line("login reachable at " + "; ".join(parts), 300)
+    # One finding per id (the http check's rule); every path is in the details.
+    return [AdminHit(FINDING_ID, evidence, exposed[0]["final_url"], {"paths": exposed})]

@@ -40,6 +40,7 @@ from auditor.net import (
     one_line,
 )
 from auditor.targets import Target
+from checks.admin_paths import ADMIN_EXPOSED, probe_admin
 
 __all__ = ["HTTPCheck"]
 
@@ -268,6 +269,7 @@ _CATALOGUE = (
         ),
         references=("W3C Subresource Integrity", "OWASP ASVS 4.0.3 V14.2.3"),
     ),
+    ADMIN_EXPOSED,  # checks/admin_paths.py
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -748,6 +750,10 @@ class HTTPCheck(Check):
         if stop is not None:
             return CheckOutcome(findings=findings, evidence=evidence, error=self._stop_message(target, stop))
         findings += self._page_findings(final, evidence)
+        with make_session(ctx, target) as session:
+            admin = probe_admin(session, target, ctx)
+        evidence["admin_paths"] = [p for hit in admin for p in hit.details["paths"]]
+        findings += [self.finding(hit.id, hit.evidence, url=hit.url, **hit.details) for hit in admin]
         return CheckOutcome(findings=findings, evidence=evidence)
 
     # -- plain HTTP ------------------------------------------------------------------------
