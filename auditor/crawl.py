@@ -217,6 +217,16 @@ class Crawl:
     def html_pages(self) -> list[CrawledPage]:
         return [p for p in self.pages if p.is_html]
 
+    def failure_reason(self) -> str:
+        """Why the crawl has no page, in one line (for a check error)."""
+        if not self.failures:
+            return "no page fetched"
+        first = self.failures[0]
+        if first["kind"] == "offsite":
+            return (f"{first['url']} redirects to {first['error']}, another host; the crawl stays on the "
+                    "audited host: audit that host instead")
+        return "; ".join(f["error"] for f in self.failures[:2])
+
     def cookies(self) -> list[tuple[str, str]]:
         """Every Set-Cookie received, with the URL that sent it, in crawl order."""
         return [c for p in self.pages for c in p.set_cookies]
@@ -249,7 +259,8 @@ class Crawl:
                 return self._extra[key]
             if len(self._extra) >= MAX_EXTRA_PAGES or ctx.remaining() <= 1.0:
                 return None
-            page = self._fetcher.fetch_page(url, depth=-1, crawl=self)
+            # The caller's context: the crawl's own stops short of the deadline on purpose.
+            page = self._fetcher.fetch_page(url, depth=-1, crawl=self, ctx=ctx)
             self._extra[key] = page
             return page
 
@@ -431,10 +442,10 @@ class _Fetcher:
         self.bounds = bounds
         self.session = net.make_session(ctx, target, pool_size=2)
 
-    def fetch_page(self, url: str, *, depth: int, crawl: Crawl) -> CrawledPage | None:
+    def fetch_page(self, url: str, *, depth: int, crawl: Crawl, ctx: CheckContext | None = None) -> CrawledPage | None:
         try:
             chain, stop = net.follow(
-                self.session, url, ctx=self.ctx, max_bytes=self.bounds.page_bytes,
+                self.session, url, ctx=ctx or self.ctx, max_bytes=self.bounds.page_bytes,
                 max_redirects=MAX_REDIRECTS, same_site_only=True, allowed_hosts={self.target.host},
             )
         except net.FetchError as exc:

@@ -361,6 +361,14 @@ def _has_contact_link(page: CrawledPage, vocab: Vocabulary) -> bool:
     return False
 
 
+_NAVIGATION_RE = re.compile(r"/(?:share|sharer|intent|dialog)(?:[/.?]|$)|[?&](?:u|url)=", re.I)
+
+
+def _tracker_loader(url: str, trackers: TrackerList) -> bool:
+    """A URL named in inline code that loads a tracker (not a share link built in code)."""
+    return trackers.for_host(_host(url)) is not None and not _NAVIGATION_RE.search(url)
+
+
 def _cookie_name(header: str) -> tuple[str, bool]:
     """(name, deleted?) of one Set-Cookie value."""
     first, _, attrs = header.partition(";")
@@ -393,8 +401,7 @@ class PrivacyCheck(Check):
         evidence: dict[str, Any] = {"crawl": crawl.evidence(), "vocabulary_version": vocab.version,
                                     "trackers_version": trackers.version}
         if not crawl.ok:
-            reason = crawl.failures[0]["error"] if crawl.failures else "no page fetched"
-            return CheckOutcome.failed(f"the crawl reached no page of the site: {reason}", evidence)
+            return CheckOutcome.failed(f"the crawl reached no page of the site: {crawl.failure_reason()}", evidence)
         findings: list[Finding] = []
         forms, page_errors = self._forms(crawl, vocab)
         evidence["forms"] = [
@@ -532,8 +539,12 @@ class PrivacyCheck(Check):
         else:
             page = crawl.fetch_extra(link.url, ctx)
             if page is None:
-                status["state"] = "unreachable"
                 failure = next((f for f in crawl.failures if canonical_url(f["url"]) == key), None)
+                if failure is None or failure["kind"] in ("timeout", "deadline"):
+                    # Untested is not missing: no answer in time says nothing about the page.
+                    status["state"] = "not assessed (time budget)"
+                else:
+                    status["state"] = "unreachable"
                 status["error"] = failure["error"] if failure else "not fetched (time or page budget)"
             elif page.status >= 400 or not page.is_html:
                 status["state"] = "unreachable"
@@ -590,6 +601,8 @@ class PrivacyCheck(Check):
                 host = res.host
                 if not host or host == target.host:
                     continue
+                if res.tag == "inline-script" and not _tracker_loader(res.url, trackers):
+                    continue  # a URL in code is only counted when it is a tracker's loader
                 if not res.loaded:
                     held.setdefault(host, set()).add(res.url[:300])
                     continue

@@ -86,9 +86,9 @@ class ReputationCheck(Check):
             return CheckOutcome(findings=findings, evidence=evidence, error=f"links not checked: {exc}")
         evidence["crawl"] = {"pages": len(crawl.pages), "failures": crawl.failures[:10]}
         if not crawl.ok:
-            reason = crawl.failures[0]["error"] if crawl.failures else "no page fetched"
             return CheckOutcome(findings=findings, evidence=evidence,
-                                error=f"links not checked: the crawl reached no page of the site: {reason}")
+                                error=f"links not checked: the crawl reached no page of the site: "
+                                      f"{crawl.failure_reason()}")
         findings.extend(self._links(target, crawl, feeds, evidence))
         return CheckOutcome(findings=findings, evidence=evidence)
 

@@ -293,3 +293,14 @@ def test_extra_pages_stay_on_site(default_crawl: Crawl, site: RunningSite, count
     extra = default_crawl.fetch_extra(f"https://{site.host}/a3", ctx)
     assert extra is not None and extra.status == 200
     assert default_crawl.fetch_extra(f"https://{site.host}/a3", ctx) is extra
+
+
+def test_landing_page_redirecting_off_host_is_explained(site: RunningSite, counter: ConnectionCounter) -> None:
+    from checks.privacy import PrivacyCheck
+
+    resolver = _resolver(site)
+    target = make_target(f"https://{site.host}/redirect-off", resolver)
+    outcome = PrivacyCheck().run(target, CheckContext(timeout=5, resolver=resolver))
+    assert outcome.status == "error" and outcome.findings == []
+    assert f"redirects to https://{CRAWL_OTHER_HOST}/landing, another host" in (outcome.error or "")
+    assert counter.count == 0

@@ -350,3 +350,27 @@ def test_scan_json_table_and_storage(privacy_lab: Lab, cli: Any, db_url: str) ->
         rows = session.exec(select(FindingRecord).where(FindingRecord.scan_id == preticked["scan_id"])).all()
         assert [(r.finding_id, r.details["form"]["method"]) for r in rows] == [("privacy.consent.preticked", "POST")]
         assert rows[0].details["consents"][0]["checked"] is True
+
+
+def test_trackers_named_in_inline_code() -> None:
+    from auditor.crawl import Crawl, CrawlBounds, CrawledPage, read_page
+    from auditor.targets import Target
+
+    html = """<html><head>
+      <script>(function(i,s,o,g,r,a,m){a=s.createElement(o);a.src=g;m.parentNode.insertBefore(a,m)})
+        (window,document,'script','https://www.google-analytics.com/analytics.js','ga');</script>
+      <script>function share(){window.open('https://www.facebook.com/sharer/sharer.php?u='+location.href)}</script>
+      <script type="application/ld+json">{"url": "https://connect.facebook.net/x.js"}</script>
+      </head><body><a href="https://www.youtube.com/watch?v=x">video</a></body></html>"""
+    page = CrawledPage(url="https://site.test/", final_url="https://site.test/", depth=0, status=200,
+                       content_type="text/html", encoding="utf-8", truncated=False, size=len(html))
+    read_page(page, html)
+    crawl = Crawl(start_url=page.url, host="site.test", bounds=CrawlBounds(), pages=[page])
+    target = Target(url=page.url, host="site.test", port=443, address="127.0.1.38")
+    evidence: dict[str, Any] = {}
+    from checks.privacy import load_trackers
+
+    findings = PrivacyCheck()._trackers(crawl, target, load_trackers(), evidence)
+    tracker = next(f for f in findings if f.id == "privacy.tracker.before_consent")
+    # The GA loader snippet counts; a share link built in code, JSON-LD data and a plain link do not.
+    assert [h["host"] for h in tracker.details["hosts"]] == ["www.google-analytics.com"]
