@@ -169,7 +169,7 @@ def reconcile(scheduler: BaseScheduler, plans: list[SitePlan], now: datetime, em
             continue
         paused = job.next_run_time is None
         if job.kwargs.get("spec") != plan.spec:
-            next_run = None if plan.state == "paused" else trigger.get_next_fire_time(None, now)
+            next_run = first_run_time(plan, now)  # a never-assessed site still runs at once
             _modify(scheduler, jid, trigger=trigger, kwargs={"spec": plan.spec},
                     misfire_grace_time=grace, next_run_time=next_run)
             counts["rescheduled"] += 1
