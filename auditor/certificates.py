@@ -108,8 +108,15 @@ def find_site(session: Session, site_url: str) -> Site:
 
 
 def _scan_for(session: Session, site: Site, scan_id: int | None) -> Scan | None:
+    """``scan_id``, else the site's newest finished scan (completed or not).
+
+    A certificate rests on the latest verdict: when the newest scan failed (site
+    unreachable), an older completed scan does not stand in for it.
+    """
     if scan_id is None:
-        return storage.latest_scan(session, site.url, completed_only=True)
+        stmt = (select(Scan).where(Scan.site_id == site.id, Scan.status != "running")
+                .order_by(Scan.started_at.desc(), Scan.id.desc()))  # type: ignore[attr-defined]
+        return session.exec(stmt).first()
     scan = session.get(Scan, scan_id)
     if scan is None or scan.site_id != site.id:
         raise AuditorError(f"scan #{scan_id} is not a scan of {site.url}")
@@ -119,7 +126,7 @@ def _scan_for(session: Session, site: Site, scan_id: int | None) -> Scan | None:
 def certificate_rules(
     session: Session, site_url: str, *, scan_id: int | None = None, policy: Any = None
 ) -> list[RuleCheck]:
-    """Evaluate the policy's certificate rules on the latest completed scan (or ``scan_id``).
+    """Evaluate the policy's certificate rules on the latest finished scan (or ``scan_id``).
 
     Rules (policy ``certificate:`` section): a completed scan exists; its grade is at least
     ``min_grade``; no finding has a severity in ``forbidden_severities``; every check in

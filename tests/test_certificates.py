@@ -328,3 +328,15 @@ def test_system_site_certificate_names_system_and_level(env, tmp_path, cli) -> N
     token = C.read_pdf_token(pdf)
     payload = C.parse_token(token).payload
     assert payload["system"] == "cong-thong-tin-so" and payload["level"] == 2
+
+
+def test_newest_scan_failing_refuses_even_after_an_older_pass(env, tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'failed.db'}"
+    Auditor(db=db).scan(ScanRequest(targets=[env["good"]], resolve=env["resolve"], ca_file=env["ca"],
+                                    allow_dns=False, checks="tls,http", timeout=5.0))
+    with storage.session_scope(db) as s:
+        old = s.exec(select(Scan)).one()
+        s.add(Scan(site_id=old.site_id, url=old.url, host=old.host, port=old.port, status="failed",
+                   error="connect timeout", started_at=utcnow(), finished_at=utcnow()))
+    r = cli("certify", env["good"], "--db", db, "--key", env["key"])
+    assert r.code == 1 and "FAILED scan.completed" in r.out and "connect timeout" in r.out, r
