@@ -144,7 +144,8 @@ def _site_view(session: Session, site: Site, catalogue: dict[str, Any], t: Messa
     for f in records[:MAX_FINDINGS_PER_SITE]:
         spec = catalogue.get(f.finding_id)
         view.findings.append(FindingView(
-            id=f.finding_id, severity=f.severity, title=clip(f.title, 300), evidence=clip(f.evidence, MAX_EVIDENCE),
+            id=f.finding_id, severity=f.severity, title=clip(t.finding_title(f.finding_id, f.title), 300),
+            evidence=clip(f.evidence, MAX_EVIDENCE),
             url=clip(f.url, 500) if f.url else None, references=[clip(r, 200) for r in (f.references or [])[:10]],
             details=_details(f.details), why=getattr(spec, "rationale", "") or "",
             fix=getattr(spec, "remediation", "") or "",

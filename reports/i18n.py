@@ -13,6 +13,7 @@ from auditor.errors import AuditorError
 
 LANGS = ("vi", "en")
 CATALOGUE = Path(__file__).resolve().parent / "static" / "messages.yaml"
+FINDING_TITLES_VI = Path(__file__).resolve().parent / "static" / "findings.vi.yaml"
 # Vietnam keeps UTC+7 all year (no daylight saving), so a fixed offset is exact.
 VN_TIME = timezone(timedelta(hours=7), "ICT")
 
@@ -34,6 +35,12 @@ def check_lang(lang: str | None) -> str:
     return lang
 
 
+@lru_cache(maxsize=1)
+def _finding_titles_vi() -> dict[str, str]:
+    with open(FINDING_TITLES_VI, encoding="utf-8") as fh:
+        return {str(k): str(v) for k, v in (yaml.safe_load(fh) or {}).items()}
+
+
 class Messages:
     """``t("key", name=value)`` in one language; a missing key shows as the key itself."""
 
@@ -50,6 +57,12 @@ class Messages:
 
     def has(self, key: str) -> bool:
         return key in self._texts
+
+    def finding_title(self, finding_id: str, title: str) -> str:
+        """The finding's title in this language (the check's own title when not translated)."""
+        if self.lang == "vi":
+            return _finding_titles_vi().get(finding_id, title)
+        return title
 
     def local(self, dt: datetime | None) -> datetime | None:
         if dt is None:

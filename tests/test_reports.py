@@ -60,7 +60,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, lab) -> dict[str, str]:  # typ
     results = auditor.scan(request)  # a second scan, so the history has two points
     bad_scan = results[1]["scan_id"]
     with storage.session_scope(db) as s:
-        s.add(FindingRecord(scan_id=bad_scan, finding_id="http.version_disclosure", check="http", severity="low",
+        # An id outside the catalogue, so that the report shows the stored title as it is.
+        s.add(FindingRecord(scan_id=bad_scan, finding_id="http.lab_hostile", check="http", severity="low",
                             title=HOSTILE_TITLE, evidence=HOSTILE_EVIDENCE, url=HOSTILE_URL,
                             details={"header": "<script>alert(3)</script>"}))
     return {"db": db, "good": good.url, "bad": bad.url, "dir": str(base)}
@@ -115,6 +116,7 @@ def test_site_report_escapes_hostile_strings(env, cli) -> None:  # type: ignore[
         assert hostile in flat, hostile
     text = _text(pdf)
     assert "tls.cert.expired" in text and "Nghiêm trọng" in text
+    assert "Chứng thư số TLS đã hết hạn" in text  # the finding title in Vietnamese
     # No inventoried system: the network-trust criteria stand in for level requirements.
     assert "Tiêu chí chứng nhận tín nhiệm mạng" in text
     assert "Chưa khai báo cấp độ an toàn" in text
@@ -154,3 +156,17 @@ def test_charts_are_our_own_svg() -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in svg and "<b>" not in svg
     line = history_chart([Point("01/11", 70, "C"), Point("08/11", 96, "A")], [("A", 90), ("B", 80)])
     assert line.count("<circle") == 2 and "A ≥ 90" in line
+
+
+def test_every_catalogued_finding_has_a_vietnamese_title() -> None:
+    import yaml
+
+    from auditor import registry
+    from reports.i18n import FINDING_TITLES_VI
+
+    checks, _ = registry.discover()
+    ids = {spec.id for c in checks.values() for spec in c.catalogue}
+    titles = yaml.safe_load(FINDING_TITLES_VI.read_text(encoding="utf-8"))
+    assert not sorted(ids - set(titles))
+    catalogue = yaml.safe_load((FINDING_TITLES_VI.parent / "messages.yaml").read_text(encoding="utf-8"))
+    assert all(set(v) == {"vi", "en"} and all(v.values()) for v in catalogue.values())
