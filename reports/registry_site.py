@@ -171,12 +171,25 @@ def _csp_hash(text: str) -> str:
 
 
 def _environment() -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["vn_date"] = vn_date
+    return env
+
+
+def vn_date(value: str | None, with_time: bool = True) -> str:
+    """``2026-11-22T10:00:05Z`` -> ``22/11/2026 10:00 UTC`` (Vietnamese day/month order)."""
+    if not value:
+        return "—"
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return dt.strftime("%d/%m/%Y %H:%M UTC" if with_time else "%d/%m/%Y")
 
 
 def verify_href(serial: str, verify_url: str | None) -> str | None:

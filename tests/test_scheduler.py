@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import io
 import json
 import os
 import shutil
@@ -28,6 +29,8 @@ import yaml
 from sqlmodel import select
 
 from auditor import storage
+from auditor.cli import build_parser
+from auditor.cli.scan_cmds import scan_request_from_args
 from auditor.errors import AuditorError
 from auditor.lab.pki import LabPKI
 from auditor.lab.server import LabHTTPServer, TLSConfig, build_tls_context
@@ -35,6 +38,10 @@ from auditor.lab.sites import GOOD_SITE, Lab, good_pages, variant
 from auditor.models import Certificate, InformationSystem, Scan, ScheduleRun, Site
 from auditor.targets import origin_of, parse_target
 from scheduler import runs
+from scheduler.admin import paused_scheduler
+from scheduler.events import EventLog
+from scheduler.jobs import job_id
+from scheduler.service import Service, ServiceConfig
 from scheduler.spec import describe, make_spec, misfire_grace_seconds, parse_duration
 from scheduler.store import scheduler_engine
 from scheduler.triggers import EPOCH, SpreadIntervalTrigger, spread_offset, trigger_for
@@ -592,3 +599,63 @@ def test_two_scheduler_processes_never_run_a_site_twice(
     assert {r.site_url for r in all_runs} == set(urls)
     assert len([r for r in all_runs if r.status == "finished"]) >= 2 * len(urls)
     assert_books_balance(db)
+
+
+def test_sigterm_interrupts_a_run_cleanly_and_exits_0(
+    tmp_path: Path, sites: dict[str, Any], policy_dir: Path, cli: Any
+) -> None:
+    tarpit: Tarpit = sites["tarpit"]
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    add_system(db, "Hệ thống chậm", [tarpit.url])
+    args = [*scan_args(db, sites["lab"].ca_file, tarpit.resolve, "--timeout", "20", "--site-timeout", "60"),
+            "--policy", str(policy_dir), "--stop-timeout", "1"]
+    proc = SchedulerProcess(args, env_for(tmp_path))
+    started = proc.wait_for(lambda e: e["event"] == "run_started", 30)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    code = proc.terminate(timeout=15)
+    assert code == 0, proc.stderr
+    assert time.monotonic() - t0 < 6  # the scan alone would hold it for up to 60 s
+    stopped = proc.of("run_interrupted")
+    assert [(e["run_id"], e["by"]) for e in stopped] == [(started["run_id"], "stop")]
+    assert proc.of("scheduler_stopped")[0]["interrupted"] == 1
+    (run,) = rows(db, ScheduleRun)
+    (scan,) = rows(db, Scan)
+    assert run.status == "interrupted" and run.scan_id == scan.id and scan.status == "interrupted"
+    assert run.finished_at is not None and "stopped during the run" in (run.error or "")
+
+
+def test_after_downtime_missed_slots_run_once(tmp_path: Path, sites: dict[str, Any], policy_dir: Path, cli: Any) -> None:
+    """Three hourly slots missed while no scheduler ran: one coalesced run, on the last one."""
+    good = sites["lab"].site("good-b")
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    add_system(db, "Hệ thống B", [good.url])
+    args = scan_args(db, sites["lab"].ca_file, good.resolve)
+    assert cli("scan", good.url, *args).code == 0  # assessed: follows its grid, not "at once"
+    assert cli("schedule", "add", good.url, "--interval", "1h", "--db", db).code == 0
+    trigger = trigger_for("interval:3600", good.url)
+    now = datetime.now(UTC)
+    last_slot = trigger.latest_at_or_before(now)
+    with paused_scheduler(db) as sched:
+        sched.modify_job(job_id(good.url), next_run_time=last_slot - timedelta(hours=2))
+
+    ns = build_parser().parse_args(["schedule", "run", *args])
+    log = io.StringIO()
+    service = Service(ServiceConfig(db=db, request=scan_request_from_args(ns, []), policy_dir=str(policy_dir),
+                                    sync_interval=0.3), EventLog(log))
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and '"run_finished"' not in log.getvalue():
+            time.sleep(0.1)
+        time.sleep(1)  # room for a wrong second run to show up
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    all_runs = rows(db, ScheduleRun)
+    assert len(all_runs) == 1, log.getvalue()
+    assert all_runs[0].slot == last_slot and all_runs[0].status == "finished"
+    with paused_scheduler(db) as sched:
+        assert sched.get_job(job_id(good.url)).next_run_time == last_slot + timedelta(hours=1)
