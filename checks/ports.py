@@ -23,6 +23,7 @@ import re
 import shutil
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -297,7 +298,7 @@ class PortsCheck(Check):
             found, facts = self._nmap(scanner, address, port_spec,
                                       family + ["-n", "-Pn", "-sT", "--max-retries", "1",
                                                 "--host-timeout", f"{int(budget)}s"],
-                                      budget, evidence)
+                                      budget, evidence, ctx.remaining)
         except RuntimeError as exc:
             return CheckOutcome.failed(str(exc), evidence)
         if facts["timed_out"]:
@@ -321,7 +322,7 @@ class PortsCheck(Check):
                         scanner, address, open_spec,
                         family + ["-n", "-Pn", "-sT", "-sV", "--version-intensity", str(intensity),
                                   "--host-timeout", f"{int(budget)}s"],
-                        budget + 10, evidence)
+                        budget + 10, evidence, ctx.remaining)
                 except RuntimeError as exc:
                     evidence["service_detection"] = f"failed: {exc}"
                 else:
@@ -347,16 +348,18 @@ class PortsCheck(Check):
 
     @staticmethod
     def _nmap(scanner: Any, address: str, ports: str, args: list[str], wall: float,
-              evidence: dict[str, Any]) -> tuple[list[OpenPort], dict[str, Any]]:
+              evidence: dict[str, Any], deadline_left: Callable[[], float]) -> tuple[list[OpenPort], dict[str, Any]]:
         import nmap
 
         arguments = " ".join(args)
+        # Hard stop for the nmap process: its own --host-timeout plus slack, within the site bound.
+        limit = max(2, int(min(wall + 5, max(2.0, deadline_left()))))
         evidence["commands"].append(f"nmap -oX - {address} -p {ports} {arguments}")
         t0 = time.monotonic()
         try:
-            scanner.scan(hosts=address, ports=ports, arguments=arguments, timeout=max(3, int(wall) + 5))
+            scanner.scan(hosts=address, ports=ports, arguments=arguments, timeout=limit)
         except nmap.PortScannerTimeout:
-            raise RuntimeError(f"nmap did not finish within {int(wall) + 5} s") from None
+            raise RuntimeError(f"nmap did not finish within {limit} s and was stopped") from None
         except nmap.PortScannerError as exc:
             raise RuntimeError(f"nmap failed: {_first_line(exc)}") from None
         finally:
