@@ -37,7 +37,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect
 from sqlmodel import Session, select
 
 from auditor import storage
@@ -80,14 +80,11 @@ def _inventory(session: Session) -> list[Site]:
     return [s for s in sites if s.system_id is not None or s.url in enrolled]
 
 
-def _certificate_of(session: Session, site: Site, now: datetime) -> Certificate | None:
+def _certificate_of(certs: list[Certificate]) -> Certificate | None:
     """The live certificate (newest valid or suspended), else the newest of any status."""
-    certs = list(session.exec(
-        select(Certificate).where(Certificate.site_id == site.id)
-        .order_by(Certificate.issued_at.desc(), Certificate.id.desc())  # type: ignore[attr-defined]
-    ))
-    live = [c for c in certs if c.status in ("valid", "suspended")]
-    return live[0] if live else (certs[0] if certs else None)
+    ordered = sorted(certs, key=lambda c: (c.issued_at, c.id or 0), reverse=True)
+    live = [c for c in ordered if c.status in ("valid", "suspended")]
+    return live[0] if live else (ordered[0] if ordered else None)
 
 
 def _shown_status(cert: Certificate, now: datetime) -> str:
@@ -98,22 +95,29 @@ def _shown_status(cert: Certificate, now: datetime) -> str:
 
 
 def registry_entries(session: Session, now: datetime | None = None) -> tuple[list[dict[str, Any]], dict[str, Certificate]]:
-    """The ``sites`` list of registry.json, and the certificate behind each serial shown."""
+    """The ``sites`` list of registry.json, and the certificate behind each serial shown.
+
+    A constant number of queries whatever the number of sites (thousands are expected).
+    """
     now = now or utcnow()
     systems = {s.id: s for s in session.exec(select(InformationSystem))}
+    latest_ids = (
+        select(func.max(Scan.id)).where(Scan.status == "completed").group_by(Scan.url)  # type: ignore[arg-type]
+    )
+    last_scan = {s.url: s for s in session.exec(select(Scan).where(Scan.id.in_(latest_ids)))}  # type: ignore[union-attr]
+    certs_by_site: dict[int, list[Certificate]] = {}
+    for cert in session.exec(select(Certificate)):
+        certs_by_site.setdefault(cert.site_id, []).append(cert)
     entries: list[dict[str, Any]] = []
-    certs: dict[str, Certificate] = {}
+    shown: dict[str, Certificate] = {}
     for site in _inventory(session):
         system = systems.get(site.system_id) if site.system_id is not None else None
-        last = session.exec(
-            select(Scan).where(Scan.url == site.url, Scan.status == "completed")
-            .order_by(Scan.started_at.desc(), Scan.id.desc())  # type: ignore[attr-defined]
-        ).first()
-        cert = _certificate_of(session, site, now)
+        last = last_scan.get(site.url)
+        cert = _certificate_of(certs_by_site.get(site.id or 0, []))
         cert_view = None
         if cert is not None:
             cert_view = {"serial": cert.serial, "status": _shown_status(cert, now), "expires": iso(cert.expires_at)}
-            certs[cert.serial] = cert
+            shown[cert.serial] = cert
         entries.append({
             "url": site.url,
             "system": system.name if system else None,
@@ -125,7 +129,7 @@ def registry_entries(session: Session, now: datetime | None = None) -> tuple[lis
             "certificate": cert_view,
         })
     entries.sort(key=lambda e: ((e["system"] or "\uffff").casefold(), e["url"]))
-    return entries, certs
+    return entries, shown
 
 
 # -- files -----------------------------------------------------------------------------------

@@ -113,6 +113,7 @@ class Service:
         self._links: dict[str, int] = {}
         self._links_lock = threading.Lock()
         self._registry_lock = threading.Lock()
+        self._registry_dirty = threading.Event()
         self._plans: dict[str, Any] = {}
         self.executor = SlotExecutor(
             claim=self._claim, execute=self.execute, missed=self._missed, workers=config.workers
@@ -329,17 +330,30 @@ class Service:
                       new_status=result.new_status, pdf=pdf is not None, message_id=message_id)
 
     def _rebuild_registry(self) -> None:
+        """Rebuild the registry; runs that finish during a rebuild share the next one.
+
+        With thousands of sites due at once, one rebuild per finished run would queue up
+        behind each other; instead a run that finds a rebuild under way marks the registry
+        dirty and the builder goes round again, so the registry still reflects every run.
+        """
         from reports.registry_site import build_registry
 
         out = self.config.registry_out
         assert out is not None
-        with self._registry_lock:
+        self._registry_dirty.set()
+        while self._registry_dirty.is_set():
+            if not self._registry_lock.acquire(blocking=False):
+                return  # the builder under way will see the dirty flag
             try:
-                built = build_registry(self.config.db, out, key_path=self.config.key_path)
-            except (AuditorError, OSError, SQLAlchemyError) as exc:
-                self.log.emit("registry_failed", out=str(out), error=str(exc).splitlines()[0])
-                return
-        self.log.emit("registry_built", out=str(out), sites=built.sites, assessed=built.assessed)
+                self._registry_dirty.clear()
+                try:
+                    built = build_registry(self.config.db, out, key_path=self.config.key_path)
+                except (AuditorError, OSError, SQLAlchemyError) as exc:
+                    self.log.emit("registry_failed", out=str(out), error=str(exc).splitlines()[0])
+                    return
+            finally:
+                self._registry_lock.release()
+            self.log.emit("registry_built", out=str(out), sites=built.sites, assessed=built.assessed)
 
 
 def iso_ms(dt: datetime | None) -> str | None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from auditor import storage
@@ -38,6 +39,7 @@ from auditor.lab.sites import GOOD_SITE, Lab, good_pages, variant
 from auditor.models import Certificate, InformationSystem, Scan, ScheduleRun, Site
 from auditor.targets import origin_of, parse_target
 from scheduler import runs
+from scheduler import store as scheduler_store
 from scheduler.admin import paused_scheduler
 from scheduler.events import EventLog
 from scheduler.jobs import job_id
@@ -573,12 +575,10 @@ def test_kill9_mid_scan_then_restart_resumes_without_loss_or_duplicates(
     assert_books_balance(db)
 
 
-def test_two_scheduler_processes_never_run_a_site_twice(
-    tmp_path: Path, sites: dict[str, Any], policy_dir: Path, cli: Any
-) -> None:
+def _two_processes_share_one_database(db: str, tmp_path: Path, sites: dict[str, Any], policy_dir: Path,
+                                      cli: Any) -> None:
     lab: Lab = sites["lab"]
     urls = [s.url for s in lab.sites]
-    db = f"sqlite:///{tmp_path / 'shared.db'}"
     env = env_for(tmp_path)
     add_system(db, "Hệ thống dùng chung", urls)
     assert cli("schedule", "add", "--system", "Hệ thống dùng chung", "--interval", "2s", "--db", db).code == 0
@@ -588,7 +588,7 @@ def test_two_scheduler_processes_never_run_a_site_twice(
         time.sleep(9)
     finally:
         codes = [p.terminate() for p in procs]
-    assert codes == [0, 0]
+    assert codes == [0, 0], [p.stderr for p in procs]
 
     all_runs = rows(db, ScheduleRun)
     queued = [e for p in procs for e in p.of("run_queued")]
@@ -599,6 +599,30 @@ def test_two_scheduler_processes_never_run_a_site_twice(
     assert {r.site_url for r in all_runs} == set(urls)
     assert len([r for r in all_runs if r.status == "finished"]) >= 2 * len(urls)
     assert_books_balance(db)
+
+
+def test_two_scheduler_processes_never_run_a_site_twice(
+    tmp_path: Path, sites: dict[str, Any], policy_dir: Path, cli: Any
+) -> None:
+    _two_processes_share_one_database(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path, sites, policy_dir, cli)
+
+
+@pytest.mark.skipif(not os.environ.get("AUDITOR_TEST_PG_URL"),
+                    reason="set AUDITOR_TEST_PG_URL=postgresql+psycopg://... (a scratch database) to run")
+def test_two_scheduler_processes_on_postgresql(tmp_path: Path, sites: dict[str, Any], policy_dir: Path,
+                                               cli: Any) -> None:
+    """Same proof on PostgreSQL. The database named by AUDITOR_TEST_PG_URL is wiped first."""
+    from sqlalchemy import create_engine, text
+
+    db = os.environ["AUDITOR_TEST_PG_URL"]
+    scratch = create_engine(db)
+    with scratch.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    scratch.dispose()
+    storage._ENGINES.pop(storage.resolve_db_url(db), None)
+    scheduler_store._READY.discard(str(make_url(db)))
+    _two_processes_share_one_database(db, tmp_path, sites, policy_dir, cli)
 
 
 def test_sigterm_interrupts_a_run_cleanly_and_exits_0(
