@@ -125,9 +125,11 @@ def issued(env, tmp_path_factory) -> dict[str, str]:  # type: ignore[no-untyped-
     return {**info, "pdf": str(pdf)}
 
 
-def test_key_is_generated_with_mode_0600(env, issued) -> None:  # type: ignore[no-untyped-def]
+def test_key_is_generated_with_mode_0600(env, issued, cli) -> None:  # type: ignore[no-untyped-def]
     mode = stat.S_IMODE(os.stat(env["key"]).st_mode)
     assert mode == 0o600
+    r = cli("certificates", "public-key", "--key", env["key"])
+    assert r.code == 0 and r.out.startswith("-----BEGIN PUBLIC KEY-----"), r
     os.chmod(env["key"], 0o644)
     try:
         with pytest.raises(AuditorError, match="chmod 600"):
