@@ -242,15 +242,33 @@ class RetryCandidate:
     slot: datetime
 
 
+MAX_RETRIES = 3
+
+
 def retry_candidates(engine: Engine) -> list[RetryCandidate]:
-    """Sites whose latest run is ``interrupted`` (nothing was claimed for them since)."""
+    """Sites whose latest run is ``interrupted`` (nothing was claimed for them since).
+
+    A slot interrupted :data:`MAX_RETRIES` times in a row (retries are one microsecond
+    apart) is not retried again, so a site whose scan brings the process down cannot keep a
+    restarted scheduler in a crash loop; its next regular slot still runs.
+    """
     later = aliased(RUNS)
     stmt = select(RUNS.c.id, RUNS.c.site_url, RUNS.c.slot).where(
         RUNS.c.status == "interrupted",
         ~exists().where(later.c.site_url == RUNS.c.site_url, later.c.id > RUNS.c.id),
     )
+    out = []
     with engine.connect() as conn:
-        return [RetryCandidate(r.id, r.site_url, r.slot + RETRY_STEP) for r in conn.execute(stmt)]
+        for r in conn.execute(stmt).all():
+            earlier = conn.execute(
+                select(RUNS.c.id).where(
+                    RUNS.c.site_url == r.site_url, RUNS.c.status == "interrupted",
+                    RUNS.c.slot >= r.slot - RETRY_STEP * MAX_RETRIES, RUNS.c.slot <= r.slot,
+                )
+            ).all()
+            if len(earlier) < MAX_RETRIES:
+                out.append(RetryCandidate(r.id, r.site_url, r.slot + RETRY_STEP))
+    return out
 
 
 class RunGuard:

@@ -65,6 +65,7 @@ class ServiceConfig:
     policy_dir: str | None = None
     key_path: str | None = None
     registry_out: Path | None = None
+    registry_verify_url: str | None = None
     smtp: notify.SMTPSettings | None = None
     lang: str = "vi"
     workers: int = 4
@@ -141,11 +142,17 @@ class Service:
                           registry_out=str(self.config.registry_out) if self.config.registry_out else None,
                           smtp=f"{self.config.smtp.host}:{self.config.smtp.port}" if self.config.smtp else None)
             self.scheduler.start(paused=True)
-            self._maintain(startup=True)
-            self.scheduler.resume()
-            self.log.emit("scheduler_started", jobs=len(self.scheduler.get_jobs()))
-            while not stop.wait(self.config.sync_interval):
-                self._maintain()
+            try:
+                self._maintain(startup=True)
+                self.scheduler.resume()
+                self.log.emit("scheduler_started", jobs=len(self.scheduler.get_jobs()))
+                while not stop.wait(self.config.sync_interval):
+                    self._maintain()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._stopping.set()
+                    self.scheduler.shutdown(wait=False)
+                raise
             return self._stop()
         finally:
             with _ACTIVE_LOCK:
@@ -166,8 +173,9 @@ class Service:
             self._retry_interrupted()
             if not startup:
                 self.scheduler.wakeup()
-        except (SQLAlchemyError, AuditorError) as exc:
-            self.log.emit("maintenance_failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except Exception as exc:  # the service keeps going; the next tick tries again
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            self.log.emit("maintenance_failed", error=f"{type(exc).__name__}: {text}")
 
     def _retry_interrupted(self) -> None:
         if self._stopping.is_set():
@@ -347,7 +355,8 @@ class Service:
             try:
                 self._registry_dirty.clear()
                 try:
-                    built = build_registry(self.config.db, out, key_path=self.config.key_path)
+                    built = build_registry(self.config.db, out, key_path=self.config.key_path,
+                                           verify_url=self.config.registry_verify_url)
                 except (AuditorError, OSError, SQLAlchemyError) as exc:
                     self.log.emit("registry_failed", out=str(out), error=str(exc).splitlines()[0])
                     return

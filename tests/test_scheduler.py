@@ -393,8 +393,16 @@ def test_dead_workers_runs_are_interrupted_and_retried_once(db_url: str) -> None
     cands = runs.retry_candidates(engine)
     assert [(c.site_url, c.slot) for c in cands] == [(url, slot + timedelta(microseconds=1))]
     # Two processes noticing the same interruption: one retry.
-    assert runs.claim(engine, url, cands[0].slot, live).run_id is not None
+    retry = runs.claim(engine, url, cands[0].slot, live)
+    assert retry.run_id is not None
     assert runs.claim(engine, url, cands[0].slot, "x:1:1").run_id is None
+    assert runs.retry_candidates(engine) == []
+    # A slot interrupted three times running is left to the regular schedule (no crash loop).
+    assert runs.interrupt(engine, retry.run_id, "crashed again")
+    (again,) = runs.retry_candidates(engine)
+    assert again.slot == slot + timedelta(microseconds=2)
+    third = runs.claim(engine, url, again.slot, live)
+    assert third.run_id is not None and runs.interrupt(engine, third.run_id, "and again")
     assert runs.retry_candidates(engine) == []
     # A worker on another host is presumed alive until the stale bound.
     far = runs.claim(engine, "https://far.example.gov.vn/", slot, "elsewhere:42:42")

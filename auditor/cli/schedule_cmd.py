@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db(r)
     add_policy(r)
     r.add_argument("--registry-out", metavar="DIR", help="rebuild the public registry in DIR after every run")
+    r.add_argument("--registry-verify-url", metavar="PREFIX",
+                   help="in the registry, link serials to PREFIX<serial> (see `auditor registry build --verify-url`)")
     r.add_argument("--workers", type=positive_int, default=4, metavar="N",
                    help="sites re-audited at once by this process (default 4)")
     r.add_argument("--key", metavar="PEM",
@@ -99,13 +101,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry_out = Path(args.registry_out) if args.registry_out else None
     if registry_out is not None and registry_out.exists() and not registry_out.is_dir():
         raise AuditorError(f"--registry-out {registry_out} exists and is not a directory")
+    verify_url = args.registry_verify_url
+    if verify_url is not None and not verify_url.startswith(("https://", "http://")):
+        raise AuditorError(f"--registry-verify-url must start with https:// or http://, not {verify_url!r}")
     smtp = SMTPSettings.from_options(
         host=args.smtp_host, port=args.smtp_port, sender=args.smtp_from, username=args.smtp_user,
         starttls=args.smtp_starttls,
     )
     config = ServiceConfig(
         db=args.db, request=scan_request_from_args(args, []), policy_dir=args.policy, key_path=args.key,
-        registry_out=registry_out, smtp=smtp, lang=args.lang, workers=args.workers,
+        registry_out=registry_out, registry_verify_url=verify_url, smtp=smtp, lang=args.lang, workers=args.workers,
         sync_interval=args.sync_interval, stop_timeout=args.stop_timeout,
     )
     service = Service(config)
