@@ -312,7 +312,9 @@ def origin_key(url: str) -> tuple[str, str, int] | None:
 
 def absolute(base: str, ref: str) -> str | None:
     """``ref`` resolved against ``base`` if it is an http(s) URL with a usable host, else None."""
-    ref = "".join(ch for ch in (ref or "").strip() if ch not in "\r\n\t\x00")
+    ref = (ref or "").strip()
+    if "\n" in ref or "\r" in ref or "\t" in ref or "\x00" in ref:
+        ref = ref.replace("\n", "").replace("\r", "").replace("\t", "").replace("\x00", "")
     if not ref or len(ref) > 4096:
         return None
     low = ref[:12].lower()

@@ -45,7 +45,14 @@ class ConnectionCounter:
         for port in ports:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((address, port))
+            for attempt in range(25):  # another test run may be releasing the port
+                try:
+                    sock.bind((address, port))
+                    break
+                except OSError:
+                    if attempt == 24:
+                        raise
+                    time.sleep(0.2)
             sock.listen(16)
             sock.settimeout(0.2)
             self._socks.append(sock)
