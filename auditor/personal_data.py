@@ -371,8 +371,8 @@ def classify_field(text: FieldText, vocab: Vocabulary) -> FieldInfo:
         kind = vocab.kind("password")
         return FieldInfo(text, "password", "credential", "type=password",
                          kind.article if kind else "", identifier=False)
-    name_norm = normalize(text.name)
-    if name_norm and name_norm in vocab.ignored_names or normalize(text.name, split_camel=False) in vocab.ignored_names:
+    if text.name and (normalize(text.name) in vocab.ignored_names
+                      or normalize(text.name, split_camel=False) in vocab.ignored_names):
         return FieldInfo(text, "", "other", f"ignored name {_short(text.name)!r}")
     # autocomplete tokens are explicit: "section-x shipping street-address" -> last token.
     tokens = [t for t in text.autocomplete.lower().split() if t not in ("on", "off")]
@@ -473,8 +473,9 @@ class FormInfo:
 
     @property
     def signature(self) -> tuple[str, str, tuple[str, ...]]:
-        """Same action, method and field names: the same form (a footer form on every page)."""
-        return (self.action_url or "", self.method, tuple(f.text.name or f.text.id for f in self.fields))
+        """Same action as written, method and field names: the same form (a footer form on
+        every page, whose empty or relative action resolves differently on each page)."""
+        return (self.action.strip(), self.method, tuple(f.text.name or f.text.id for f in self.fields))
 
     def evidence(self) -> dict[str, Any]:
         return {
