@@ -225,7 +225,7 @@ class Crawl:
         if first["kind"] == "offsite":
             return (f"{first['url']} redirects to {first['error']}, another host; the crawl stays on the "
                     "audited host: audit that host instead")
-        return "; ".join(f["error"] for f in self.failures[:2])
+        return "; ".join(f"{f['url']}: {f['error']}" for f in self.failures[:2])
 
     def cookies(self) -> list[tuple[str, str]]:
         """Every Set-Cookie received, with the URL that sent it, in crawl order."""
