@@ -106,27 +106,40 @@ class StatusChange:
     reasons: list[str]
     scan_id: int | None
     grade: str | None
+    action: str = ""  # suspend | reinstate | renew
+    previous_serial: str | None = None
 
 
 def build_message(settings: SMTPSettings, to: str, change: StatusChange, pdf: Path | None) -> EmailMessage:
     site = one_line(change.site_url, 500)
     old_vi, new_vi = STATUS_VI.get(change.old_status, change.old_status), STATUS_VI.get(change.new_status, change.new_status)
     msg = EmailMessage()
-    msg["Subject"] = one_line(
-        f"[Tín nhiệm mạng] {site}: chứng nhận {new_vi} / certificate {change.new_status or 'none'}", 400
-    )
+    if change.action == "renew":
+        subject = f"[Tín nhiệm mạng] {site}: chứng nhận được gia hạn / certificate renewed"
+    else:
+        subject = f"[Tín nhiệm mạng] {site}: chứng nhận {new_vi} / certificate {change.new_status or 'none'}"
+    msg["Subject"] = one_line(subject, 400)
     msg["From"] = settings.sender
     msg["To"] = to
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = make_msgid(domain=settings.sender.rsplit("@", 1)[-1])
     msg["Auto-Submitted"] = "auto-generated"
     reasons = [one_line(r, 500) for r in change.reasons] or ["—"]
+    system_vi = f" (hệ thống {one_line(change.system)})" if change.system else ""
+    system_en = f" (system {one_line(change.system)})" if change.system else ""
+    if change.action == "renew":
+        what_vi = (f" đã được gia hạn: chứng nhận mới {one_line(change.serial)} thay cho "
+                   f"chứng nhận {one_line(change.previous_serial) if change.previous_serial else '—'}.")
+        what_en = (f" renewed its network-trust certificate: new certificate {one_line(change.serial)} "
+                   f"replaces {one_line(change.previous_serial) if change.previous_serial else '-'}.")
+    else:
+        what_vi = f" đã chuyển trạng thái: {old_vi} → {new_vi}."
+        what_en = (f" changed its network-trust certificate status: {change.old_status or 'none'} → "
+                   f"{change.new_status or 'none'}.")
     lines = [
         "Kính gửi chủ quản hệ thống thông tin,",
         "",
-        f"Kết quả đánh giá lại định kỳ của website {site}"
-        + (f" (hệ thống {one_line(change.system)})" if change.system else "")
-        + f" đã thay đổi trạng thái chứng nhận Tín nhiệm mạng: {old_vi} → {new_vi}.",
+        f"Sau lần đánh giá lại định kỳ, chứng nhận Tín nhiệm mạng của website {site}{system_vi}{what_vi}",
         f"Số hiệu chứng nhận: {one_line(change.serial) if change.serial else '—'}"
         f"; xếp hạng: {change.grade or '—'}; lần quét số {change.scan_id if change.scan_id is not None else '—'}.",
         "Lý do:",
@@ -135,9 +148,7 @@ def build_message(settings: SMTPSettings, to: str, change: StatusChange, pdf: Pa
         "Báo cáo đánh giá chi tiết được đính kèm (PDF)." if pdf else "Báo cáo PDF chưa tạo được; xem kết quả bằng lệnh auditor.",
         "",
         "— English —",
-        f"The weekly re-audit of {site}"
-        + (f" (system {one_line(change.system)})" if change.system else "")
-        + f" changed its network-trust certificate status: {change.old_status or 'none'} → {change.new_status or 'none'}.",
+        f"The weekly re-audit of {site}{system_en}{what_en}",
         f"Certificate serial: {one_line(change.serial) if change.serial else '-'}; grade: {change.grade or '-'}; "
         f"scan {change.scan_id if change.scan_id is not None else '-'}.",
         "Reasons:",

@@ -318,7 +318,8 @@ class Service:
         change = notify.StatusChange(
             site_url=site_url, system=owner.system, old_status=result.old_status, new_status=result.new_status,
             serial=result.serial, reasons=result.reasons, scan_id=scan_id,
-            grade=lifecycle.scan_grade(self.config.db, scan_id),
+            grade=lifecycle.scan_grade(self.config.db, scan_id), action=result.action,
+            previous_serial=result.previous_serial,
         )
         with tempfile.TemporaryDirectory(prefix="auditor-notice-") as tmp:
             pdf: Path | None = None
