@@ -122,7 +122,8 @@ class Auditor:
             site_timeout=request.site_timeout,
             ca_file=request.ca_file,
             params=self.policy.parameters,
-            options=request.options,
+            # Checks that read data files (trackers, vocabularies) look in the policy in use.
+            options={**request.options, "policy_dir": str(self.policy.directory)},
             system_for=self._system_for,
         )
         recorded = request.recorded(check_ids)
