@@ -301,13 +301,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.format == "json":
         _dump(cls.to_dict())
         return EXIT_OK
-    print(render_classification(cls))
+    print(render_classification(cls, in_force=cls.rules == ruleset_for(on, args.policy)))
     return EXIT_OK
 
 
-def render_classification(cls: Classification) -> str:
+def render_classification(cls: Classification, *, in_force: bool = False) -> str:
     lines = [f"{cls.system}: {_level_text(cls.level)} under {cls.rules} ({cls.rules_title})"]
-    if cls.evaluated_on and cls.rules == ruleset_for(cls.evaluated_on):
+    if in_force and cls.evaluated_on:
         lines[0] += f", in force on {cls.evaluated_on.isoformat()}"
     if not cls.reasons:
         lines.append("  no criterion matched the declared attributes: declare the missing ones "
