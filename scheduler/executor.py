@@ -44,8 +44,8 @@ class WorkItem:
 ClaimFn = Callable[[str, datetime], int | None]
 # execute(site_url, slot, run_id) for a directly submitted run.
 ExecuteFn = Callable[[str, datetime, int], Any]
-# missed(site_url, slot, lateness) for a run past its misfire grace.
-MissedFn = Callable[[str, datetime, timedelta], None]
+# missed(site_url, slot, lateness) for a run past its misfire grace: True drops the run.
+MissedFn = Callable[[str, datetime, timedelta], bool]
 
 
 class SlotExecutor(BaseExecutor):
@@ -75,8 +75,7 @@ class SlotExecutor(BaseExecutor):
         site_url = str(job.args[0]) if job.args else str(job.name)
         if job.misfire_grace_time is not None:
             lateness = datetime.now(UTC) - slot
-            if lateness > timedelta(seconds=job.misfire_grace_time):
-                self._missed(site_url, slot, lateness)
+            if lateness > timedelta(seconds=job.misfire_grace_time) and self._missed(site_url, slot, lateness):
                 self._finish_later(job.id, [JobExecutionEvent(EVENT_JOB_MISSED, job.id, job._jobstore_alias, slot)])
                 return
         run_id = self._claim(site_url, slot)

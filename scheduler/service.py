@@ -226,8 +226,16 @@ class Service:
         self.log.emit("run_queued", site=site_url, slot=iso_ms(slot), run_id=claim.run_id)
         return claim.run_id
 
-    def _missed(self, site_url: str, slot: datetime, lateness: timedelta) -> None:
-        self.log.emit("run_missed", site=site_url, slot=iso_ms(slot), late_s=round(lateness.total_seconds(), 1))
+    def _missed(self, site_url: str, slot: datetime, lateness: timedelta) -> bool:
+        """Past the misfire grace: dropped, unless the site was never assessed (it runs as
+        soon as a scheduler is up, however long ago its first run was due)."""
+        plan = self._plans.get(site_url)
+        late_s = round(lateness.total_seconds(), 1)
+        if plan is not None and not plan.assessed:
+            self.log.emit("run_late", site=site_url, slot=iso_ms(slot), late_s=late_s, reason="never assessed")
+            return False
+        self.log.emit("run_missed", site=site_url, slot=iso_ms(slot), late_s=late_s)
+        return True
 
     def _on_job_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_MAX_INSTANCES:

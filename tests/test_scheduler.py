@@ -658,18 +658,26 @@ def test_sigterm_interrupts_a_run_cleanly_and_exits_0(
 
 
 def test_after_downtime_missed_slots_run_once(tmp_path: Path, sites: dict[str, Any], policy_dir: Path, cli: Any) -> None:
-    """Three hourly slots missed while no scheduler ran: one coalesced run, on the last one."""
+    """Three hourly slots missed while no scheduler ran: one coalesced run, on the last one.
+    A never-assessed site whose yearly cron slot passed 20 days ago (past the 7-day misfire
+    grace) still runs."""
     good = sites["lab"].site("good-b")
+    fresh = sites["lab"].site("good-c")
     db = f"sqlite:///{tmp_path / 'audit.db'}"
-    add_system(db, "Hệ thống B", [good.url])
-    args = scan_args(db, sites["lab"].ca_file, good.resolve)
+    add_system(db, "Hệ thống B", [good.url, fresh.url])
+    args = scan_args(db, sites["lab"].ca_file, good.resolve + fresh.resolve)
     assert cli("scan", good.url, *args).code == 0  # assessed: follows its grid, not "at once"
+    manual = frozenset(s.id for s in rows(db, Scan))
     assert cli("schedule", "add", good.url, "--interval", "1h", "--db", db).code == 0
-    trigger = trigger_for("interval:3600", good.url)
     now = datetime.now(UTC)
+    due = now - timedelta(days=20)
+    yearly = f"0 3 {due.day} {due.month} *"
+    assert cli("schedule", "add", fresh.url, "--cron", yearly, "--db", db).code == 0
+    trigger = trigger_for("interval:3600", good.url)
     last_slot = trigger.latest_at_or_before(now)
     with paused_scheduler(db) as sched:
         sched.modify_job(job_id(good.url), next_run_time=last_slot - timedelta(hours=2))
+        sched.modify_job(job_id(fresh.url), next_run_time=now - timedelta(days=40))
 
     ns = build_parser().parse_args(["schedule", "run", *args])
     log = io.StringIO()
@@ -680,14 +688,20 @@ def test_after_downtime_missed_slots_run_once(tmp_path: Path, sites: dict[str, A
     thread.start()
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and '"run_finished"' not in log.getvalue():
+        while time.monotonic() < deadline and log.getvalue().count('"run_finished"') < 2:
             time.sleep(0.1)
-        time.sleep(1)  # room for a wrong second run to show up
+        time.sleep(1)  # room for a wrong extra run to show up
     finally:
         stop.set()
         thread.join(timeout=30)
-    all_runs = rows(db, ScheduleRun)
-    assert len(all_runs) == 1, log.getvalue()
-    assert all_runs[0].slot == last_slot and all_runs[0].status == "finished"
+    events = [json.loads(line) for line in log.getvalue().splitlines()]
+    by_site = {url: [r for r in rows(db, ScheduleRun) if r.site_url == url] for url in (good.url, fresh.url)}
+    assert [(r.slot, r.status) for r in by_site[good.url]] == [(last_slot, "finished")], events
+    assert [(r.slot, r.status) for r in by_site[fresh.url]] == [
+        (datetime(due.year, due.month, due.day, 3, tzinfo=UTC), "finished")], events
+    assert [e["site"] for e in events if e["event"] == "run_late"] == [fresh.url]
+    assert not [e for e in events if e["event"] == "run_missed"]
     with paused_scheduler(db) as sched:
         assert sched.get_job(job_id(good.url)).next_run_time == last_slot + timedelta(hours=1)
+        assert sched.get_job(job_id(fresh.url)).next_run_time > now + timedelta(days=300)  # next year
+    assert_books_balance(db, manual)
