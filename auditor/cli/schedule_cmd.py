@@ -116,9 +116,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     service = Service(config)
     stop = threading.Event()
     previous = {}
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+        if signum == signal.SIGINT:  # a second Ctrl-C does not wait for the runs under way
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+            previous[sig] = signal.signal(sig, on_signal)
     try:
         interrupted = service.run(stop)
     finally:
