@@ -540,7 +540,8 @@ def assert_well_formed(outcome: CheckOutcome) -> None:
 def test_catalogue_matches_findings_md() -> None:
     check = HTTPCheck()
     got = {spec.id: spec.severity.value for spec in check.catalogue}
-    assert got == EXPECTED_SEVERITIES
+    # findings.md's http table, plus the admin-path probe it lists after the ports table.
+    assert got == {**EXPECTED_SEVERITIES, "http.admin.exposed": "medium"}
     for spec in check.catalogue:
         assert spec.title and spec.rationale and spec.remediation and spec.references
     assert check.parameters == {
@@ -551,6 +552,7 @@ def test_catalogue_matches_findings_md() -> None:
     if FINDINGS_MD.exists():
         rows = re.findall(r"^\| (http\.[a-z_.]+) \| (\w+) \|", FINDINGS_MD.read_text(encoding="utf-8"), re.M)
         assert dict(rows) == EXPECTED_SEVERITIES
+        assert "`http.admin.exposed` (medium)" in FINDINGS_MD.read_text(encoding="utf-8")
     assert Severity.HIGH.value == got["http.https_not_enforced"]
 
 
