@@ -31,7 +31,7 @@ def scanned(lab, lab_db: str, cli, tmp_path_factory: pytest.TempPathFactory) -> 
     listfile = tmp_path_factory.mktemp("lists") / "sites.txt"
     listfile.write_text("# the lab\n" + "\n".join(s.url + "   # " + s.spec.name for s in lab.sites) + "\n\n")
     args = ["scan", "--list", str(listfile), "--checks", CHECKS, "--format", "json", "--db", lab_db,
-            "--ca-file", str(lab.ca_file), "--timeout", "5", "--concurrency", "8"]
+            "--ca-file", str(lab.ca_file), "--timeout", "10", "--concurrency", "8"]
     for r in lab.resolve_args:
         args += ["--resolve", r]
     res = cli(*args)
