@@ -688,7 +688,17 @@ def _strict_validate(
     return None
 
 
-def _chain_problem(
+def _issuer_dates_problem(path: list[x509.Certificate], now: datetime) -> str | None:
+    """The first certificate above the leaf that is not valid *now*, as a reason, or None."""
+    for cert in path[1:]:
+        if cert.not_valid_after_utc < now:
+            return f"'{describe_name(cert.subject)}' expired on {_iso(cert.not_valid_after_utc)}"
+        if cert.not_valid_before_utc > now:
+            return f"'{describe_name(cert.subject)}' is not valid before {_iso(cert.not_valid_before_utc)}"
+    return None
+
+
+def _strict_problem(
     path: list[x509.Certificate],
     intermediates: list[x509.Certificate],
     anchors: list[x509.Certificate],
@@ -696,14 +706,9 @@ def _chain_problem(
     host: str,
     now: datetime,
 ) -> str | None:
-    """Why the rebuilt chain is not valid once the leaf's own dates and name are set aside,
-    or None. Certificates above the leaf must be valid *now*."""
+    """Why the rebuilt chain fails strict validation once the leaf's own dates and name are
+    set aside, or None. Call it once :func:`_issuer_dates_problem` found nothing."""
     leaf = path[0]
-    for cert in path[1:]:
-        if cert.not_valid_after_utc < now:
-            return f"'{describe_name(cert.subject)}' expired on {_iso(cert.not_valid_after_utc)}"
-        if cert.not_valid_before_utc > now:
-            return f"'{describe_name(cert.subject)}' is not valid before {_iso(cert.not_valid_before_utc)}"
     reason: str | None = None
     for at in _validation_times(path, now):
         reason = _strict_validate(leaf, intermediates, anchors, host=host, at=at)
@@ -894,10 +899,11 @@ def _trust_findings(
        same server sends in its other deployments). No AIA fetching: no network.
     2. The leaf is self-issued and not itself in the store -> ``tls.cert.self_signed``
        (instead of untrusted). A leaf that *is* in the store is trusted directly (pinned).
-    3. The chain reaches an anchor with served certificates only -> strict validation at a
-       time inside the leaf's window and for a name the leaf carries. Valid: nothing.
-       Invalid because of a weak signature/key already reported: nothing more. Otherwise
-       ``tls.cert.untrusted`` with the validator's reason (e.g. an expired intermediate,
+    3. The chain reaches an anchor with served certificates only -> an issuer (intermediate
+       or anchor) outside its dates now is ``tls.cert.untrusted``. Otherwise strict validation
+       at a time inside the leaf's window and for a name the leaf carries; it is skipped when
+       a weak signature/key already reported is in the path (its verdict would repeat that).
+       Valid: nothing. Invalid: ``tls.cert.untrusted`` with the validator's reason (e.g.
        missing extensions, a CA certificate without CA rights).
     4. The chain reaches an anchor only with a known intermediate the server omitted ->
        ``tls.cert.incomplete_chain`` (plus untrusted only if the completed chain is still
@@ -927,9 +933,12 @@ def _trust_findings(
         # OpenSSL and browsers do; web-PKI extension rules are for chains, not pins.
         return out
     if walk.kind == "anchored":
-        intermediates = served + walk.used_extra
-        reason = _chain_problem(walk.path, intermediates, anchors, host=host, now=now)
-        in_path_weak = any(c.fingerprint(hashes.SHA256()) in weak for c in walk.path)
+        # An issuer outside its dates is a cause of its own. The strict validator refuses weak
+        # signatures and keys too, so with a weak certificate in the path its verdict would only
+        # repeat tls.cert.weak_key / weak_signature: it is not asked then.
+        reason = _issuer_dates_problem(walk.path, now)
+        if reason is None and not any(c.fingerprint(hashes.SHA256()) in weak for c in walk.path):
+            reason = _strict_problem(walk.path, served + walk.used_extra, anchors, host=host, now=now)
         if walk.used_extra:
             missing = [describe_name(c.subject) for c in walk.used_extra]
             out.append(
@@ -940,7 +949,7 @@ def _trust_findings(
                     {**details, "missing": missing, "anchor_verified": True},
                 )
             )
-        if reason is not None and not in_path_weak:
+        if reason is not None:
             out.append(
                 (
                     "tls.cert.untrusted",

@@ -797,6 +797,25 @@ def test_expired_intermediate_is_untrusted(pki: PKI) -> None:
     assert "Test Intermediate CA" in found["tls.cert.untrusted"][0]
 
 
+def test_expired_intermediate_is_untrusted_even_with_a_weak_leaf_key(pki: PKI) -> None:
+    """The weak key explains a strict-validation failure, not the intermediate's dates."""
+    inter = make_cert(
+        "Test Intermediate CA",
+        pki.inter_key,
+        issuer=(pki.root, pki.root_key),
+        ca=True,
+        not_before=NOW - timedelta(days=800),
+        not_after=NOW - timedelta(days=1),
+    )
+    small = rsa.generate_private_key(65537, 1024)
+    leaf = make_cert(
+        HOST, small, issuer=(inter, pki.inter_key), sans=[HOST], not_before=NOW - timedelta(days=100)
+    )
+    found, _ = run(evidence_for(pki, [leaf, inter]))
+    assert set(found) == {"tls.cert.weak_key", "tls.cert.untrusted"}
+    assert "Test Intermediate CA' expired" in found["tls.cert.untrusted"][0]
+
+
 def test_leaf_served_with_a_foreign_signature_is_untrusted(pki: PKI) -> None:
     """Issuer name matches the served intermediate, but another key signed the leaf."""
     impostor_key = ec.generate_private_key(ec.SECP384R1())
