@@ -240,6 +240,7 @@ class Classification:
             "reasons": [r.to_dict() for r in self.reasons],
             "declared_level": self.declared_level,
             "mismatch": self.mismatch,
+            "verified": self.verified,
         }
 
 

@@ -278,11 +278,12 @@ def test_cli_classify_table_and_json(tmp_path: Path, db_url: str, cli: Any) -> N
         "text": "online service processing private or personal information of ≥ 10,000 users",
     }
     assert all(set(x) == {"level", "article", "text"} for x in data["reasons"])
-    assert (data["declared_level"], data["mismatch"]) == (2, True)
+    assert (data["declared_level"], data["mismatch"], data["verified"]) == (2, True, True)
 
     r = cli("systems", "classify", "cong-dvc", "--db", db_url, "--date", "2026-08-19", "--format", "json")
     data = json.loads(r.out)
     assert (data["rules"], data["level"], data["mismatch"]) == (D331, 2, False)
+    assert data["verified"] is False  # Decree 331 is known from secondary sources only [U]
     assert [x["article"] for x in data["reasons"]] == ["Decree 331/2026 art. 12.2(a)", "Decree 331/2026 art. 12.2(b)"]
 
     r = cli("systems", "classify", "cong-dvc", "--db", db_url, "--rules", "decree-0")
