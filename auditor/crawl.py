@@ -195,6 +195,7 @@ class Crawl:
     bounds: CrawlBounds
     pages: list[CrawledPage] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    received_cookies: list[tuple[str, str]] = field(default_factory=list)
     offsite_redirects: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     stopped: str | None = None
@@ -228,8 +229,13 @@ class Crawl:
         return "; ".join(f"{f['url']}: {f['error']}" for f in self.failures[:2])
 
     def cookies(self) -> list[tuple[str, str]]:
-        """Every Set-Cookie received, with the URL that sent it, in crawl order."""
-        return [c for p in self.pages for c in p.set_cookies]
+        """Every Set-Cookie received, with the URL that sent it, in crawl order.
+
+        That includes the responses of fetches that kept no page (a redirect loop, an
+        off-site redirect, a failure after a redirect, a page already crawled) and the
+        extra pages: a visitor's browser keeps those cookies too.
+        """
+        return list(self.received_cookies)
 
     def page_for(self, url: str) -> CrawledPage | None:
         key = canonical_url(url)
@@ -451,10 +457,11 @@ class _Fetcher:
                 max_redirects=MAX_REDIRECTS, same_site_only=True, allowed_hosts={self.target.host},
             )
         except net.FetchError as exc:
-            self._cookies_from(exc.chain, crawl)
+            crawl.received_cookies.extend(_set_cookies(exc.chain))
             crawl.failures.append({"url": url[:500], "error": exc.message, "kind": exc.kind})
             return None
-        cookies = self._cookies_from(chain, crawl)
+        cookies = _set_cookies(chain)
+        crawl.received_cookies.extend(cookies)
         if stop is not None:
             if stop.kind == "offsite" and stop.location:
                 crawl.offsite_redirects.append(stop.location[:2000])
@@ -471,9 +478,10 @@ class _Fetcher:
             read_page(page, last.text)
         return page
 
-    @staticmethod
-    def _cookies_from(chain: list[net.FetchResult], crawl: Crawl) -> list[tuple[str, str]]:
-        return [(r.url, c[:4096]) for r in chain for c in r.set_cookies[:50]]
+
+def _set_cookies(chain: list[net.FetchResult]) -> list[tuple[str, str]]:
+    """(URL, Set-Cookie value) of every response of ``chain``, bounded."""
+    return [(r.url, c[:4096]) for r in chain for c in r.set_cookies[:50]]
 
 
 def _looks_like_html(result: net.FetchResult) -> bool:

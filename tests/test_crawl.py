@@ -146,6 +146,8 @@ def test_stays_on_the_audited_host(default_crawl: Crawl, site: RunningSite, coun
     assert crawl.skipped.get("off-site link", 0) >= 3  # other host (2 schemes), other port, elsewhere
     assert any(CRAWL_OTHER_HOST in loc for loc in crawl.offsite_redirects)
     assert any(f["kind"] == "offsite" for f in crawl.failures)
+    # The cookie that off-site redirect sets is still received by a visitor's browser.
+    assert (f"https://{site.host}/redirect-off", "_ga=GA1.2.3.4; Path=/") in crawl.cookies()
     # The plain-HTTP twin of the host is part of the site.
     assert any(p.final_url == f"http://{site.host}/plain" for p in crawl.pages)
     # Files are not fetched as pages; mailto/javascript/tel/fragments are not links at all.
