@@ -280,7 +280,13 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict inverse of :func:`_b64`: any other spelling of the same bytes (characters outside
+    the base64url alphabet, padding, stray low bits) raises ``ValueError``, so a token has one
+    form only."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def sign_payload(payload: dict[str, Any], key: Ed25519PrivateKey) -> str:
@@ -317,7 +323,7 @@ def parse_token(token: str) -> ParsedToken:
         return ParsedToken(b"", b"", None, "token is not valid base64url")
     try:
         payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: "[[[[…" nested too deep
         return ParsedToken(body, sig, None, "payload is not JSON")
     if not isinstance(payload, dict):
         return ParsedToken(body, sig, None, "payload is not a JSON object")

@@ -178,6 +178,16 @@ def test_one_byte_of_payload_changed_is_forged(env, issued, cli) -> None:  # typ
     with storage.session_scope(env["db"]) as s:
         assert C.verify(flipped, s, key_path=env["key"]).status == "FORGED"
         assert C.verify("TNM1.not-base64!.x", s, key_path=env["key"]).status == "FORGED"
+        # The genuine token with a character outside base64url added, or with padding: not the token.
+        prefix, body, sig = issued["token"].split(".")
+        for odd in (f"{prefix}.{body}!.{sig}", f"{prefix}.{body}.{sig}==", f"{prefix}.{body}.{sig}+"):
+            assert C.verify(odd, s, key_path=env["key"]).status == "FORGED", odd
+    # A payload that is not JSON (or JSON nested too deep to parse) is a forgery, told in one line.
+    for payload in (b"not json", b"[" * 5000):
+        token = f"TNM1.{base64.urlsafe_b64encode(payload).rstrip(b'=').decode()}.AAAA"
+        r = cli("verify", token, "--db", env["db"], "--key", env["key"])
+        assert r.code == 1 and r.out.startswith("FORGED") and "payload is not JSON" in r.out, r
+        assert r.err == "", r
 
 
 def test_signed_with_another_key_is_forged(env, issued) -> None:  # type: ignore[no-untyped-def]
