@@ -62,9 +62,13 @@ def check_of(finding_id: str) -> str:
     return finding_id.split(".", 1)[0]
 
 
+def _catalogue_path(rules: str, directory: str | Path | None) -> Path:
+    return policy_dir(directory) / "requirements" / f"{rules}.yaml"
+
+
 def load_requirements(rules: str, directory: str | Path | None = None) -> list[Requirement]:
     """Load and validate the requirement catalogue of one rule set."""
-    path = policy_dir(directory) / "requirements" / f"{rules}.yaml"
+    path = _catalogue_path(rules, directory)
     if not path.is_file():
         raise AuditorError(f"no requirement catalogue for rule set {rules!r} ({path})")
     data = load_yaml(path)
@@ -95,11 +99,13 @@ def load_requirements(rules: str, directory: str | Path | None = None) -> list[R
             else:
                 raise AuditorError(f"{where}: judged_by must be 'attestation' or {{findings: [ids]}}")
             valid_days = raw.get("attestation_valid_days")
+            if valid_days is not None and not (isinstance(valid_days, int) and valid_days >= 1):
+                raise AuditorError(f"{where}: attestation_valid_days must be a whole number of days, at least 1")
             out.append(Requirement(
                 id=rid, title_vi=str(raw["title_vi"]), title_en=str(raw["title_en"]),
                 source=str(raw["source"]), levels=levels, judged_by=kind, finding_ids=ids,
                 verified=bool(raw.get("verified", False)), rules=rules,
-                attestation_valid_days=int(valid_days) if valid_days else None,
+                attestation_valid_days=valid_days,
             ))
         except (KeyError, TypeError, ValueError) as exc:
             raise AuditorError(f"{where}: invalid ({type(exc).__name__}: {exc})") from None
@@ -107,13 +113,14 @@ def load_requirements(rules: str, directory: str | Path | None = None) -> list[R
 
 
 def find_requirement(req_id: str, directory: str | Path | None = None) -> Requirement:
-    """A requirement by id, from any rule set's catalogue (ids are unique across them)."""
+    """A requirement by id, from any rule set's catalogue (ids are unique across them).
+
+    A rule set without a catalogue is skipped; an invalid catalogue is an error, not a
+    requirement that silently does not exist."""
     for rules in available_rulesets(directory):
-        try:
-            catalogue = load_requirements(rules, directory)
-        except AuditorError:
+        if not _catalogue_path(rules, directory).is_file():
             continue
-        for req in catalogue:
+        for req in load_requirements(rules, directory):
             if req.id == req_id:
                 return req
     raise AuditorError(f"unknown requirement {req_id!r} (see `auditor comply NAME` for the ids)")

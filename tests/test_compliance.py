@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -375,6 +376,22 @@ def test_requirement_ids_are_unique_across_rule_sets() -> None:
     assert find_requirement("d331.network.waf").levels == (2, 3, 4, 5)
     with pytest.raises(AuditorError):
         find_requirement("nope")
+
+
+def test_catalogue_errors_are_not_hidden(tmp_path: Path) -> None:
+    """A broken catalogue is reported, never read as 'unknown requirement'; cadences are positive."""
+    pol = tmp_path / "policy"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "policies" / "default", pol)
+    cat = pol / "requirements" / f"{D331}.yaml"
+    text = cat.read_text(encoding="utf-8")
+    cat.write_text(text.replace("attestation_valid_days: 366", "attestation_valid_days: -1", 1), encoding="utf-8")
+    with pytest.raises(AuditorError, match="d331.report.annual: attestation_valid_days must be"):
+        find_requirement("d331.network.waf", pol)
+    cat.write_text(text.replace("levels: [2, 3, 4, 5]", "levels: [2, 3, 4, 9]", 1), encoding="utf-8")
+    with pytest.raises(AuditorError, match="levels must be a non-empty list of 1..5"):
+        find_requirement("d331.network.waf", pol)
+    cat.unlink()  # a rule set without a catalogue is skipped
+    assert find_requirement("d85.backup", pol).rules == D85
 
 
 def test_evaluation_is_read_only_on_dates(world: dict[str, Any]) -> None:
