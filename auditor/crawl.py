@@ -266,7 +266,10 @@ class Crawl:
             if len(self._extra) >= MAX_EXTRA_PAGES or ctx.remaining() <= 1.0:
                 return None
             # The caller's context: the crawl's own stops short of the deadline on purpose.
-            page = self._fetcher.fetch_page(url, depth=-1, crawl=self, ctx=ctx)
+            try:
+                page = self._fetcher.fetch_page(url, depth=-1, crawl=self, ctx=ctx)
+            finally:
+                self._fetcher.close()
             self._extra[key] = page
             return page
 
@@ -442,7 +445,11 @@ def _collect(page: CrawledPage, soup: BeautifulSoup, base: str) -> None:
 
 
 class _Fetcher:
-    """Fetches pages of one site with one cookie-keeping session."""
+    """Fetches pages of one site with one cookie-keeping session.
+
+    :meth:`close` releases the session's connections; the session (and its cookies) stays
+    usable and opens new connections when asked for another page.
+    """
 
     def __init__(self, ctx: CheckContext, target: Target, bounds: CrawlBounds) -> None:
         self.ctx = ctx
@@ -478,6 +485,9 @@ class _Fetcher:
             read_page(page, last.text)
         return page
 
+    def close(self) -> None:
+        self.session.close()
+
 
 def _set_cookies(chain: list[net.FetchResult]) -> list[tuple[str, str]]:
     """(URL, Set-Cookie value) of every response of ``chain``, bounded."""
@@ -507,6 +517,17 @@ def crawl_site(target: Target, ctx: CheckContext) -> Crawl:
     crawl = Crawl(start_url=target.url, host=target.host, bounds=bounds, allowed_origins=allowed)
     fetcher = _Fetcher(cctx, target, bounds)
     crawl._fetcher = fetcher
+    try:
+        _walk(crawl, fetcher, target, cctx)
+    finally:
+        fetcher.close()  # keep-alive connections are not left open for the rest of the scan
+    crawl.elapsed = time.monotonic() - started
+    return crawl
+
+
+def _walk(crawl: Crawl, fetcher: _Fetcher, target: Target, cctx: CheckContext) -> None:
+    """Breadth-first fetch of the site's pages into ``crawl`` (see :func:`crawl_site`)."""
+    bounds = crawl.bounds
     queue: deque[tuple[str, int]] = deque([(target.url, 0)])
     seen: set[str] = {canonical_url(target.url)}  # queued or fetched
     crawled: set[str] = set()  # final URLs of the pages kept
@@ -568,8 +589,6 @@ def crawl_site(target: Target, ctx: CheckContext) -> Crawl:
                 continue
             seen.add(key)
             queue.append((link, depth + 1))
-    crawl.elapsed = time.monotonic() - started
-    return crawl
 
 
 def shared_crawl(target: Target, ctx: CheckContext) -> Crawl:

@@ -302,6 +302,17 @@ def test_extra_pages_stay_on_site(default_crawl: Crawl, site: RunningSite, count
     extra = default_crawl.fetch_extra(f"https://{site.host}/a3", ctx)
     assert extra is not None and extra.status == 200
     assert default_crawl.fetch_extra(f"https://{site.host}/a3", ctx) is extra
+    assert _open_pools(default_crawl) == 0  # the extra fetch let its connections go
+
+
+def _open_pools(crawl: Crawl) -> int:
+    assert crawl._fetcher is not None
+    return sum(len(adapter.poolmanager.pools) for adapter in crawl._fetcher.session.adapters.values())
+
+
+def test_connections_are_released_after_the_crawl(site: RunningSite) -> None:
+    crawl = run_crawl(site, crawl_depth=1)
+    assert crawl.pages and _open_pools(crawl) == 0
 
 
 def test_landing_page_redirecting_off_host_is_explained(site: RunningSite, counter: ConnectionCounter) -> None:
