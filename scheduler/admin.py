@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from auditor import storage
 from auditor.errors import AuditorError
-from auditor.models import InformationSystem, ScheduleRun, Site, utcnow
+from auditor.models import InformationSystem, ScheduleRun, utcnow
 from auditor.targets import parse_target
 from scheduler.jobs import EditingScheduler, SiteJobStore, job_id, plan_sites, reconcile
 from scheduler.store import JOBS_TABLE, ScheduleSetting, scheduler_engine
@@ -151,6 +151,3 @@ def list_schedule(db: str | None) -> list[ScheduleRow]:
             ))
     return out
 
-
-def site_exists(session: Session, url: str) -> bool:
-    return session.exec(select(Site).where(Site.url == url)).first() is not None
