@@ -299,14 +299,18 @@ def _read_text(path: str | Path) -> str:
 
 def parse_yaml(text: str, label: str = "<yaml>") -> list[SystemRecord]:
     """``systems: [ {...}, ... ]`` (or a bare list) → validated records."""
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # One parse: the node tree gives each entry's line, the data is built from it.
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise AuditorError(f"{label}: invalid YAML{at}: {problem}") from None
+    finally:
+        loader.dispose()
     items_node: Any = root
     if isinstance(data, dict):
         if "systems" not in data:
