@@ -484,6 +484,9 @@ class Transition:
 
     ``action``: ``renew`` (new certificate ``serial`` issued; ``previous_serial`` stays valid
     until it expires), ``keep``, ``suspend``, ``reinstate`` or ``none`` (no live certificate).
+    ``serial`` is the site's newest live certificate; ``also`` lists the site's older live
+    certificates (e.g. the one a renewal replaced) that the re-audit suspended or reinstated
+    with it.
     """
 
     site_url: str
@@ -494,14 +497,26 @@ class Transition:
     scan_id: int | None = None
     action: str = "none"
     previous_serial: str | None = None
+    also: list[str] = field(default_factory=list)
 
 
-def current_certificate(session: Session, site: Site) -> Certificate | None:
-    """The site's newest certificate that is valid or suspended (the one re-audits act on)."""
+def live_certificates(session: Session, site: Site) -> list[Certificate]:
+    """The site's certificates that are valid or suspended, newest first (re-audits act on them)."""
     stmt = (select(Certificate)
             .where(Certificate.site_id == site.id, Certificate.status.in_(("valid", "suspended")))  # type: ignore[attr-defined]
             .order_by(Certificate.issued_at.desc(), Certificate.id.desc()))  # type: ignore[attr-defined]
-    return session.exec(stmt).first()
+    return list(session.exec(stmt))
+
+
+def _set_status(session: Session, certs: list[Certificate], status: str, reason: str, now: datetime) -> list[str]:
+    """Give ``certs`` the status and reason; the time of change moves only when the status does."""
+    for cert in certs:
+        if cert.status != status:
+            cert.status_changed_at = now
+        cert.status, cert.status_reason = status, reason
+        session.add(cert)
+    session.flush()
+    return [c.serial for c in certs]
 
 
 def reassess(
@@ -513,7 +528,11 @@ def reassess(
     policy: Any = None,
     now: datetime | None = None,
 ) -> Transition:
-    """Apply a re-audit (scan ``scan_id``) to the site's live certificate.
+    """Apply a re-audit (scan ``scan_id``) to the site's live certificates.
+
+    The action is named after the newest live certificate; a failed re-audit suspends every
+    live certificate of the site (an older one kept valid after a renewal must not go on
+    verifying as VALID while the site fails), and a passing one reinstates them all.
 
     - no valid or suspended certificate → ``none``;
     - valid and the rules now fail → ``suspend`` (``status_reason`` names the failed rules and the scan);
@@ -526,38 +545,35 @@ def reassess(
     now = now or utcnow()
     site = find_site(session, site_url)
     refresh_expired(session, now)
-    cert = current_certificate(session, site)
-    if cert is None:
+    live = live_certificates(session, site)
+    if not live:
         return Transition(site.url, None, None, None, [], scan_id, "none")
+    cert, others = live[0], live[1:]
     rules = certificate_rules(session, site.url, scan_id=scan_id, policy=pol)
     failed = [r for r in rules if not r.ok]
     reasons = [f"{r.rule}: {r.detail}" for r in failed]
     old = cert.status
     if failed:
-        cert.status_reason = f"re-audit scan #{scan_id} failed: " + "; ".join(reasons)
+        reason = f"re-audit scan #{scan_id} failed: " + "; ".join(reasons)
+        also = _set_status(session, others, "suspended", reason, now)
+        _set_status(session, [cert], "suspended", reason, now)
         action = "keep" if old == "suspended" else "suspend"
-        if old != "suspended":
-            cert.status = "suspended"
-            cert.status_changed_at = now
-        session.add(cert)
-        session.flush()
-        return Transition(site.url, cert.serial, old, cert.status, reasons, scan_id, action)
+        return Transition(site.url, cert.serial, old, "suspended", reasons, scan_id, action, also=also)
+    suspended = [c for c in others if c.status == "suspended"]
+    reason = f"reinstated: re-audit scan #{scan_id} meets every rule"
+    also = _set_status(session, suspended, "valid", reason, now)
     if old == "suspended":
-        cert.status = "valid"
-        cert.status_reason = f"reinstated: re-audit scan #{scan_id} meets every rule"
-        cert.status_changed_at = now
-        session.add(cert)
-        session.flush()
-        return Transition(site.url, cert.serial, old, "valid", [cert.status_reason], scan_id, "reinstate")
+        _set_status(session, [cert], "valid", reason, now)
+        return Transition(site.url, cert.serial, old, "valid", [reason], scan_id, "reinstate", also=also)
     renew_days = int(pol.certificate.get("renew_before_days", 30))
     if cert.expires_at - now <= timedelta(days=renew_days):
         scan = _scan_for(session, site, scan_id)
         assert scan is not None
         new = _issue(session, site, scan, pol, key_path, now, rules)
         why = f"renewed on scan #{scan_id}: {cert.serial} expires {iso(cert.expires_at)}"
-        return Transition(site.url, new.serial, old, "valid", [why], scan_id, "renew", cert.serial)
+        return Transition(site.url, new.serial, old, "valid", [why], scan_id, "renew", cert.serial, also)
     return Transition(site.url, cert.serial, old, old, [f"re-audit scan #{scan_id} meets every rule"],
-                      scan_id, "keep")
+                      scan_id, "keep", also=also)
 
 
 # --- verification -------------------------------------------------------------------------

@@ -266,6 +266,13 @@ def test_suspend_reinstate_renew(env, issued) -> None:  # type: ignore[no-untype
         new = C.get_certificate(s, t.serial)
         assert new.expires_at > cert.expires_at and new.status == "valid"
         assert C.verify(C.certificate_token(new), s, key_path=env["key"], now=near).status == "VALID"
+        # The renewed-from certificate is still live: a failed re-audit suspends it too, a pass reinstates both.
+        t = C.reassess(s, env["good"], bad_scan, key_path=env["key"], now=near)
+        assert (t.action, t.serial, t.also) == ("suspend", new.serial, [issued["serial"]])
+        assert C.verify(issued["token"], s, key_path=env["key"], now=near).status == "SUSPENDED"
+        t = C.reassess(s, env["good"], good_scan, key_path=env["key"], now=near)
+        assert (t.action, t.serial, t.also) == ("reinstate", new.serial, [issued["serial"]])
+        assert C.verify(issued["token"], s, key_path=env["key"], now=near).status == "VALID"
         # Put the register back as the other tests expect it.
         s.delete(new)
         for f in s.exec(select(FindingRecord).where(FindingRecord.scan_id == bad_scan)).all():
