@@ -105,15 +105,20 @@ def _list(value: Any) -> list[Any]:
     return [value]
 
 
+def _whole(value: Any, complaint: str) -> int:
+    """A whole number from an int or its text; ``complaint`` is the error (true/false are not numbers)."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(complaint) from None
+
+
 def _ports(value: Any) -> list[int]:
     out: list[int] = []
     for item in _list(value):
-        if isinstance(item, bool):
-            raise ValueError(f"{item!r} is not a port number")
-        try:
-            port = int(str(item).strip())
-        except ValueError:
-            raise ValueError(f"{item!r} is not a port number") from None
+        port = _whole(item, f"{item!r} is not a port number")
         if not 1 <= port <= 65535:
             raise ValueError(f"port {port} is out of range 1..65535")
         if port not in out:
@@ -141,12 +146,7 @@ def _sites(value: Any) -> list[str]:
 def _level(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, bool):
-        raise ValueError(f"expected a level 1..5, got {value!r}")
-    try:
-        level = int(str(value).strip())
-    except ValueError:
-        raise ValueError(f"expected a level 1..5, got {value!r}") from None
+    level = _whole(value, f"expected a level 1..5, got {value!r}")
     if not 1 <= level <= 5:
         raise ValueError(f"expected a level 1..5, got {level}")
     return level
@@ -402,15 +402,15 @@ def parse_file(path: str | Path) -> list[SystemRecord]:
 # --- storage ------------------------------------------------------------------------------------
 
 
+def find_system(session: Session, name: str) -> InformationSystem | None:
+    return session.exec(select(InformationSystem).where(InformationSystem.name == name)).first()
+
+
 def get_system(session: Session, name: str) -> InformationSystem:
-    system = session.exec(select(InformationSystem).where(InformationSystem.name == name)).first()
+    system = find_system(session, name)
     if system is None:
         raise AuditorError(f"no information system named {name!r} (see `auditor systems list`)")
     return system
-
-
-def find_system(session: Session, name: str) -> InformationSystem | None:
-    return session.exec(select(InformationSystem).where(InformationSystem.name == name)).first()
 
 
 def sites_of(session: Session, system: InformationSystem) -> list[Site]:
