@@ -101,12 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = ssub.add_parser("classify", help="determine a system's security level and why",
                         description="Evaluate the level rule set (default: the one in force on --date, "
                                     "today by default) against the system's declared attributes.")
-    q.add_argument("name", metavar="NAME")
-    _add_rules(q)
-    _add_date(q)
-    q.add_argument("--format", choices=["table", "json"], default="table")
-    add_db(q)
-    add_policy(q)
+    _add_evaluation(q)
     q.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("comply", help="judge a system against its security level's requirements",
@@ -114,12 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "against the requirements of its level. Exit 0 when compliant, 1 when "
                                    "a requirement fails or needs attestation, 2 when one could not be "
                                    "assessed (a site not scanned, a check missing or in error).")
-    p.add_argument("name", metavar="NAME")
-    _add_rules(p)
-    _add_date(p)
-    p.add_argument("--format", choices=["table", "json"], default="table")
-    add_db(p)
-    add_policy(p)
+    _add_evaluation(p)
     p.set_defaults(func=cmd_comply)
 
     p = sub.add_parser("attest", help="record the owner's evidence that a requirement is met",
@@ -135,10 +125,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_attest)
 
 
-def _add_rules(p: argparse.ArgumentParser) -> None:
+def _add_evaluation(p: argparse.ArgumentParser) -> None:
+    """What ``classify`` and ``comply`` take: a system, the rule set and date, the format."""
+    p.add_argument("name", metavar="NAME")
     p.add_argument("--rules", metavar="RULESET",
                    help="level rule set: decree-85-2016 | decree-331-2026 "
                         "(default: the one in force on the evaluation date)")
+    _add_date(p)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_db(p)
+    add_policy(p)
 
 
 def _add_date(p: argparse.ArgumentParser) -> None:
@@ -163,10 +159,10 @@ def _dump(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _print_inventory_errors(exc: InventoryError) -> int:
+def _print_inventory_errors(exc: InventoryError, nothing: str) -> int:
     for line in exc.errors:
         print(f"auditor: error: {line}", file=sys.stderr)
-    print(f"auditor: nothing was imported ({len(exc.errors)} error(s))", file=sys.stderr)
+    print(f"auditor: {nothing} ({len(exc.errors)} error(s))", file=sys.stderr)
     return EXIT_ERROR
 
 
@@ -194,7 +190,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         with storage.session_scope(args.db) as session:
             results = import_file(session, args.file, on=args.date, policy_dir=args.policy)
     except InventoryError as exc:
-        return _print_inventory_errors(exc)
+        return _print_inventory_errors(exc, "nothing was imported")
     _print_stored(results)
     print(f"{len(results)} system(s) imported from {clean(args.file)}")
     return EXIT_OK
@@ -221,9 +217,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         with storage.session_scope(args.db) as session:
             results = store_records(session, [rec], replace=args.replace, policy_dir=args.policy)
     except InventoryError as exc:
-        for line in exc.errors:
-            print(f"auditor: error: {line}", file=sys.stderr)
-        return EXIT_ERROR
+        return _print_inventory_errors(exc, "nothing was added")
     _print_stored(results)
     return EXIT_OK
 
