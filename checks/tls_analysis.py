@@ -105,6 +105,13 @@ _ROBOT_VULNERABLE = {"VULNERABLE_WEAK_ORACLE", "VULNERABLE_STRONG_ORACLE"}
 _ROBOT_NOT_VULNERABLE = {"NOT_VULNERABLE_NO_ORACLE", "NOT_VULNERABLE_RSA_NOT_SUPPORTED"}
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 _MAX_CHAIN_DEPTH = 8
+# What reading a parsed certificate's key, algorithms or extensions may raise.
+_UNREADABLE_CERT = (
+    ValueError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 _MAX_LISTED = 8
 
 Finding3 = tuple[str, str, dict[str, Any]]
@@ -426,7 +433,7 @@ def load_pem_list(pems: Iterable[str]) -> tuple[list[x509.Certificate], list[str
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 certs.append(x509.load_pem_x509_certificate(pem.encode("ascii")))
-        except (ValueError, UnicodeError) as exc:
+        except (ValueError, UnicodeError, x509.InvalidVersion) as exc:
             problems.append(f"certificate #{i} could not be parsed: {exc}")
     return certs, problems
 
@@ -449,8 +456,8 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """
     if cert.issuer != issuer.subject:
         return False
-    key = issuer.public_key()
     try:
+        key = issuer.public_key()
         algo = cert.signature_hash_algorithm
         if isinstance(key, rsa.RSAPublicKey):
             pad = cert.signature_algorithm_parameters
@@ -781,9 +788,14 @@ def _certificate_findings(
         if problems or not chain:
             errors.append("could not analyse a certificate chain: " + ("; ".join(problems) or "empty chain"))
             continue
-        findings += _deployment_findings(
-            chain, anchors=anchors, extra=extra, store_name=store_name, host=host, p=params, now=now
-        )
+        try:
+            findings += _deployment_findings(
+                chain, anchors=anchors, extra=extra, store_name=store_name, host=host, p=params, now=now
+            )
+        except _UNREADABLE_CERT as exc:
+            # Parsing is lazy: a key type, algorithm or extension cryptography cannot read
+            # only fails when it is used. That chain is untested; the rest still counts.
+            errors.append(f"could not analyse a certificate chain: {type(exc).__name__}: {exc}")
     return findings, errors
 
 

@@ -13,6 +13,7 @@ upwards and assert that each TLS lab site yields exactly its planted ids.
 
 from __future__ import annotations
 
+import base64
 import copy
 import ipaddress
 import json
@@ -867,6 +868,33 @@ def test_no_certificate_at_all(pki: PKI) -> None:
     ev["certificate"]["deployments"] = []
     ev["certificate"]["no_certificate"] = True
     assert "tls.cert.untrusted" in ids(ev)
+
+
+def _patched_pem(cert: x509.Certificate, old: bytes, new: bytes) -> str:
+    """``cert`` with one DER byte string replaced (the signature no longer matches)."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert der.count(old) == 1
+    body = base64.encodebytes(der.replace(old, new)).decode("ascii")
+    return f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n"
+
+
+def test_unreadable_certificates_are_errors_not_crashes(pki: PKI) -> None:
+    """Hostile bytes: an unknown key type only fails when the key is read, a bad version at
+    parse time. Either chain is reported as not analysed; the rest of the evidence counts."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    leaf = make_cert(
+        HOST, ed25519.Ed25519PrivateKey.generate(), issuer=(pki.inter, pki.inter_key), sans=[HOST]
+    )
+    # id-Ed25519 (1.3.101.112) in the leaf's key info -> 1.3.101.99, which nobody knows
+    unknown_key = _patched_pem(leaf, bytes.fromhex("06032b6570"), bytes.fromhex("06032b6563"))
+    bad_version = _patched_pem(pki.leaf(), bytes.fromhex("a003020102"), bytes.fromhex("a003020105"))
+    for chain_pem, error in ((unknown_key, "Unknown key type"), (bad_version, "not a valid X509 version")):
+        ev = evidence_for(pki, protocols__tls1_3__accepted=[])
+        ev["certificate"]["deployments"] = [{"chain_pem": [chain_pem, pem(pki.inter)]}]
+        found, errors = run(ev)
+        assert set(found) == {"tls.protocol.no_tls1_3"}
+        assert len(errors) == 1 and "could not" in errors[0] and error in errors[0], errors
 
 
 # --------------------------------------------------------------------------- weak signatures (openssl CLI)
