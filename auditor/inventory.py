@@ -163,7 +163,12 @@ def _components(value: Any, where: str, errors: list[str]) -> list[dict[str, Any
         if not isinstance(comp, dict):
             errors.append(f"{cwhere}: expected a mapping of attributes")
             continue
-        clean: dict[str, Any] = {"name": str(comp.get("name") or f"#{i}")[:100]}
+        clean: dict[str, Any] = {"name": f"#{i}"}
+        if comp.get("name") not in (None, ""):
+            try:
+                clean["name"] = _str_field(comp["name"], "name", limit=100)
+            except ValueError as exc:
+                errors.append(f"{cwhere}.name: {exc}")
         for key, val in comp.items():
             if key == "name":
                 continue

@@ -147,6 +147,9 @@ systems:
     assert any(e.startswith("x.yaml: row 4, line 5 (d), field 'sensitive_data_subjects': 11 exceeds") for e in errors)
     assert any(e.startswith("x.yaml: row 5, line 6 (e), field 'components[1]'.infrastructure_scope: 'planet'")
                for e in errors), errors
+    # a component's name is printed by `systems show` and `classify`: no terminal control characters
+    with pytest.raises(InventoryError, match=r"field 'components\[1\]'.name: name contains control characters"):
+        parse_yaml('systems:\n  - {name: f, owner: Z, category: other, components: [{name: "a\\u001b[2J"}]}\n', "x.yaml")
 
 
 def test_yaml_structure_errors() -> None:
