@@ -2,7 +2,8 @@
 anti-forgery, revocation, expiry, suspension and renewal.
 
 The lab runs on 127.0.4.10+ (this part's address range) with two sites: ``good`` passes,
-``cert-expired`` fails. Each is scanned once, with the real tls and http checks.
+``cert-expired`` fails. Each is scanned once, with the real checks the default policy's
+certificate rules require (tls, http, privacy, reputation).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from auditor.scanning import Auditor, ScanRequest
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 
+CERT_CHECKS = "tls,http,privacy,reputation"  # the default policy's certificate.require_checks
+
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
@@ -54,7 +57,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, lab) -> Iterator[dict[str, str
         good, bad = lab.site("good"), lab.site("cert-expired")
         results = Auditor(db=db).scan(ScanRequest(
             targets=[good.url, bad.url], resolve=lab.resolve_args, ca_file=str(lab.ca_file),
-            allow_dns=False, checks="tls,http", timeout=5.0,
+            allow_dns=False, checks=CERT_CHECKS, timeout=5.0,
         ))
         assert [r["grade"] for r in results] == ["A", "F"], results
         yield {"db": db, "key": str(key), "good": good.url, "bad": bad.url, "dir": str(base),
@@ -284,7 +287,7 @@ def test_suspend_reinstate_renew(env, issued) -> None:  # type: ignore[no-untype
 def test_revoked_and_expired(env, issued, cli) -> None:  # type: ignore[no-untyped-def]
     # A second real scan, certified as if 400 days ago: its 365-day validity has ended.
     Auditor(db=env["db"]).scan(ScanRequest(targets=[env["good"]], resolve=env["resolve"], ca_file=env["ca"],
-                                           allow_dns=False, checks="tls,http", timeout=5.0))
+                                           allow_dns=False, checks=CERT_CHECKS, timeout=5.0))
     with storage.session_scope(env["db"]) as s:
         old = C.issue_certificate(s, env["good"], key_path=env["key"], now=utcnow() - timedelta(days=400))
         assert old.serial != issued["serial"]
@@ -325,7 +328,7 @@ def test_system_site_certificate_names_system_and_level(env, tmp_path, cli) -> N
     with storage.session_scope(db) as s:
         store_records(s, parse_yaml(record))
     Auditor(db=db).scan(ScanRequest(targets=[env["good"]], resolve=env["resolve"], ca_file=env["ca"],
-                                    allow_dns=False, checks="tls,http", timeout=5.0))
+                                    allow_dns=False, checks=CERT_CHECKS, timeout=5.0))
     # The default policy asks every level requirement to be met: owner attestations are missing.
     r = cli("certify", env["good"], "--db", db, "--key", env["key"])
     assert r.code == 1 and "FAILED level.requirements" in r.out and "needs_attestation" in r.out, r
@@ -352,10 +355,23 @@ def test_system_site_certificate_names_system_and_level(env, tmp_path, cli) -> N
 def test_newest_scan_failing_refuses_even_after_an_older_pass(env, tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
     db = f"sqlite:///{tmp_path / 'failed.db'}"
     Auditor(db=db).scan(ScanRequest(targets=[env["good"]], resolve=env["resolve"], ca_file=env["ca"],
-                                    allow_dns=False, checks="tls,http", timeout=5.0))
+                                    allow_dns=False, checks=CERT_CHECKS, timeout=5.0))
     with storage.session_scope(db) as s:
         old = s.exec(select(Scan)).one()
         s.add(Scan(site_id=old.site_id, url=old.url, host=old.host, port=old.port, status="failed",
                    error="connect timeout", started_at=utcnow(), finished_at=utcnow()))
     r = cli("certify", env["good"], "--db", db, "--key", env["key"])
     assert r.code == 1 and "FAILED scan.completed" in r.out and "connect timeout" in r.out, r
+
+
+def test_a_scan_without_every_required_check_is_refused(env, tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Consent and privacy policy (privacy) and blocklists (reputation) are network-trust criteria
+    too (Decree 137/2024): a scan of tls and http alone, however good, does not certify."""
+    assert C._policy(None).certificate["require_checks"] == CERT_CHECKS.split(",")
+    db = f"sqlite:///{tmp_path / 'partial.db'}"
+    Auditor(db=db).scan(ScanRequest(targets=[env["good"]], resolve=env["resolve"], ca_file=env["ca"],
+                                    allow_dns=False, checks="tls,http", timeout=5.0))
+    r = cli("certify", env["good"], "--db", db, "--key", env["key"])
+    assert r.code == 1, r
+    failed = [line.strip() for line in r.out.splitlines() if line.strip().startswith("FAILED")]
+    assert failed == ["FAILED checks.completed: privacy not run; reputation not run"], r.out
