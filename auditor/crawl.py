@@ -229,13 +229,13 @@ class Crawl:
         return "; ".join(f"{f['url']}: {f['error']}" for f in self.failures[:2])
 
     def cookies(self) -> list[tuple[str, str]]:
-        """Every Set-Cookie received, with the URL that sent it, in crawl order.
+        """Every Set-Cookie received, with the URL that sent it, once each, in crawl order.
 
         That includes the responses of fetches that kept no page (a redirect loop, an
         off-site redirect, a failure after a redirect, a page already crawled) and the
         extra pages: a visitor's browser keeps those cookies too.
         """
-        return list(self.received_cookies)
+        return list(dict.fromkeys(self.received_cookies))
 
     def page_for(self, url: str) -> CrawledPage | None:
         key = canonical_url(url)
