@@ -374,10 +374,11 @@ def classify_field(text: FieldText, vocab: Vocabulary) -> FieldInfo:
     if text.name and (normalize(text.name) in vocab.ignored_names
                       or normalize(text.name, split_camel=False) in vocab.ignored_names):
         return FieldInfo(text, "", "other", f"ignored name {_short(text.name)!r}")
+    kinds = [k for k in vocab.kinds if _can_hold(k, ftype)]
     # autocomplete tokens are explicit: "section-x shipping street-address" -> last token.
     tokens = [t for t in text.autocomplete.lower().split() if t not in ("on", "off")]
     if tokens:
-        for kind in vocab.kinds:
+        for kind in kinds:
             if tokens[-1] in kind.autocomplete:
                 return _info(text, kind, f"autocomplete={tokens[-1]}")
     candidates: list[tuple[int, int, FieldKind, str]] = []
@@ -389,9 +390,7 @@ def classify_field(text: FieldText, vocab: Vocabulary) -> FieldInfo:
         if not raw:
             continue
         norm = normalize(raw[:_MAX_TEXT])
-        for kind in vocab.kinds:
-            if kind.file_only and ftype != "file":
-                continue
+        for kind in kinds:
             kw = kind.keywords.find_in_identifier(norm) if is_ident else kind.keywords.find(norm)
             if kw is not None:
                 candidates.append((len(kw.compact), _CATEGORY_PRIORITY[kind.category], kind,
@@ -403,9 +402,7 @@ def classify_field(text: FieldText, vocab: Vocabulary) -> FieldInfo:
             return _info(text, kind, f"type={ftype}")
         if text.context:
             norm = normalize(text.context[:_MAX_TEXT])
-            for kind in vocab.kinds:
-                if kind.file_only and ftype != "file":
-                    continue
+            for kind in kinds:
                 kw = kind.keywords.find(norm)
                 if kw is not None:
                     candidates.append((len(kw.compact), _CATEGORY_PRIORITY[kind.category], kind,
@@ -415,6 +412,18 @@ def classify_field(text: FieldText, vocab: Vocabulary) -> FieldInfo:
     candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
     _, _, kind, matched = candidates[0]
     return _info(text, kind, matched)
+
+
+def _can_hold(kind: FieldKind, ftype: str) -> bool:
+    """Whether an input of type ``ftype`` can carry data of ``kind``.
+
+    Images of identity documents come only from file inputs. A checkbox or radio button sends
+    a value the site wrote, never a secret or an account identifier the user types: the
+    "Hiển thị mật khẩu" and "Ghi nhớ tài khoản" boxes of a login form are neither.
+    """
+    if kind.file_only and ftype != "file":
+        return False
+    return not (ftype in _CHOICE_TYPES and (kind.category == "credential" or kind.identifier))
 
 
 def _info(text: FieldText, kind: FieldKind, matched: str) -> FieldInfo:

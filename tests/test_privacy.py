@@ -128,6 +128,20 @@ def test_search_login_and_reset_forms_are_not_collections() -> None:
     assert login.consents == []
 
 
+def test_login_form_checkboxes_are_not_credentials() -> None:
+    # "Show password" and "remember my account" boxes send a value the site wrote.
+    (form,) = _forms("""
+      <form method="post" action="/dang-nhap"><input type="email" name="email" placeholder="Email">
+        <input type="password" name="pw" placeholder="Mật khẩu">
+        <label><input type="checkbox" id="sp"> Hiển thị mật khẩu</label>
+        <label><input type="checkbox" name="nho"> Ghi nhớ tài khoản</label><button>Đăng nhập</button></form>""")
+    assert form.role == "login"
+    assert [f.category for f in form.fields] == ["personal", "credential", "other", "other"]
+    # A radio button still carries personal data chosen from the site's options.
+    (form,) = _forms('<form method="post"><input type="radio" name="gioi_tinh" value="nam"> Nam</form>')
+    assert form.fields[0].kind == "sex"
+
+
 def test_registration_newsletter_and_formless_inputs() -> None:
     forms = _forms("""
       <form id="reg" method="post"><input name="ho_ten" placeholder="Họ tên">
