@@ -25,6 +25,7 @@ Condition language (YAML mappings)::
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -360,6 +361,17 @@ def load_ruleset(name: str, directory: str | Path | None = None) -> RuleSet:
     if name not in names:
         raise AuditorError(f"unknown rule set {name!r} (available: {', '.join(names) or 'none'})")
     path = rulesets_dir(directory) / f"{name}.yaml"
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise AuditorError(f"cannot read policy file {path}: {exc.strerror or exc}") from None
+    # Classifying every system of an inventory must not re-parse the YAML each time; an
+    # edited file (new mtime or size) is read again.
+    return _parse_ruleset(path, name, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_ruleset(path: Path, name: str, _mtime_ns: int, _size: int) -> RuleSet:
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise AuditorError(f"{path}: expected a mapping at top level")

@@ -243,6 +243,18 @@ def test_user_policy_dir_changes_the_date_switch(tmp_path: Path) -> None:
     assert ruleset_for(date(2027, 1, 2), pol) == D331
 
 
+def test_rule_set_is_read_again_after_an_edit(tmp_path: Path) -> None:
+    """Loaded rule sets are cached, but an edited file is read again."""
+    pol = _policy_copy(tmp_path)
+    attrs = {"category": "infrastructure", "infrastructure_scope": "one_org"}
+    assert classify(attrs, name="s", rules=D85, policy_dir=pol).level == 2
+    assert load_ruleset(D85, pol) is load_ruleset(D85, pol)
+    p = pol / "rulesets" / f"{D85}.yaml"
+    p.write_text(p.read_text(encoding="utf-8").replace('id: "8.3"\n    level: 2', 'id: "8.3"\n    level: 4'),
+                 encoding="utf-8")
+    assert classify(attrs, name="s", rules=D85, policy_dir=pol).level == 4
+
+
 # --- CLI ----------------------------------------------------------------------------------------
 
 SYSTEM_YAML = """
