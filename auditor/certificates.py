@@ -24,6 +24,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 import secrets
 import stat
@@ -683,22 +684,31 @@ PDF_META_SIGNATURE = "networktrustsignature"
 
 
 def read_pdf_token(path: str | os.PathLike[str]) -> str:
-    """The token a certificate PDF carries in its document information (metadata)."""
+    """The token a certificate PDF carries in its document information (metadata).
+
+    The file may be anything a user was handed: whatever pypdf raises on a broken or hostile
+    PDF, and whatever it would log about it, ends as one ``AuditorError`` line.
+    """
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     p = Path(path)
+    pypdf_log = logging.getLogger("pypdf")
+    level = pypdf_log.level
     try:
         if p.stat().st_size > 50_000_000:
             raise AuditorError(f"{p}: larger than 50 MB, not a certificate")
+        pypdf_log.setLevel(logging.CRITICAL)
         info = PdfReader(str(p)).metadata or {}
-    except (OSError, PdfReadError, ValueError) as exc:
+        token, payload, sig = (info.get("/" + name) for name in (PDF_META_TOKEN, PDF_META_PAYLOAD, PDF_META_SIGNATURE))
+    except AuditorError:
+        raise
+    except Exception as exc:  # pypdf raises many kinds (PdfReadError, AttributeError, RecursionError...)
         raise AuditorError(f"cannot read PDF {p}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    token = info.get("/" + PDF_META_TOKEN)
-    if token:
+    finally:
+        pypdf_log.setLevel(level)
+    if token and isinstance(token, str):
         return str(token)
-    payload, sig = info.get("/" + PDF_META_PAYLOAD), info.get("/" + PDF_META_SIGNATURE)
-    if payload and sig:
+    if payload and sig and isinstance(payload, str) and isinstance(sig, str):
         return f"{TOKEN_PREFIX}.{_b64(str(payload).encode('utf-8'))}.{sig}"
     raise AuditorError(f"{p} carries no network-trust certificate metadata")
 

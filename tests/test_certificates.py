@@ -225,6 +225,13 @@ def test_unknown_serial_and_bad_input(env, issued, cli, tmp_path) -> None:  # ty
     not_pdf.write_text("not a pdf")
     r = cli("verify", str(not_pdf), "--db", env["db"], "--key", env["key"])
     assert r.code == 2 and "cannot read PDF" in r.err and r.err.count("\n") == 1, r
+    # A broken PDF that trips pypdf (an /Info object that refers to itself, a wrong startxref):
+    # one line, none of pypdf's own warnings, no internal error.
+    looped = tmp_path / "looped.pdf"
+    looped.write_bytes(b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>"
+                       b"endobj\n3 0 obj 3 0 R endobj\ntrailer<</Root 1 0 R/Info 3 0 R>>\nstartxref\n0\n%%EOF")
+    r = cli("verify", str(looped), "--db", env["db"], "--key", env["key"])
+    assert r.code == 2 and "cannot read PDF" in r.err and r.err.count("\n") == 1, r
     r = cli("verify", issued["serial"], "--db", env["db"], "--key", str(tmp_path / "missing.pem"))
     assert r.code == 2 and "no issuer key" in r.err, r
 
