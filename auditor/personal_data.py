@@ -638,12 +638,13 @@ def read_forms(soup: BeautifulSoup, page_url: str, vocab: Vocabulary, *, base_ur
                 consents.append(item)
             elif item is not None:
                 fields.append(item)
-        text = normalize(" ".join([page_title, _text_of(form, 2000)] + [
-            _attr(b, "value") for b in form.find_all("input", limit=50)
-            if isinstance(b, Tag) and _attr(b, "type").lower() in ("submit", "button")
-        ]))
+        values = [_attr(b, "value") for b in form.find_all("input", limit=50)
+                  if isinstance(b, Tag) and _attr(b, "type").lower() in ("submit", "button")]
+        text = normalize(" ".join([page_title, _text_of(form, 2000), *values]))
         info = FormInfo(i, page_url, action, action_url, method, fields, consents, text)
-        info.role = form_role(info, vocab, is_search=_attr(form, "role").lower() == "search")
+        buttons = normalize(" ".join([*values, *(_text_of(b, 100) for b in form.find_all("button", limit=20))]))
+        is_search = _attr(form, "role").lower() == "search" or vocab.search_wording.find(buttons) is not None
+        info.role = form_role(info, vocab, is_search=is_search)
         forms.append(info)
     return forms
 
@@ -688,13 +689,21 @@ def as_consent(text: FieldText, vocab: Vocabulary) -> ConsentControl | None:
 
 
 def form_role(form: FormInfo, vocab: Vocabulary, *, is_search: bool = False) -> str:
-    """``personal``, ``login``, ``search`` or ``other`` (see :class:`FormInfo`)."""
+    """``personal``, ``login``, ``search`` or ``other`` (see :class:`FormInfo`).
+
+    ``is_search``: the form says it searches (``role="search"``, or search wording on its
+    buttons). A search box whose one field names what is looked for ("Tìm bệnh, thuốc...",
+    "Tìm địa chỉ") is still a search box.
+    """
     personal = form.personal_fields
     creds = form.credential_fields
+    searching = is_search or any(f.text.type == "search" for f in form.fields)
     if not personal and not creds:
-        if is_search or any(f.text.type == "search" for f in form.fields) or vocab.search_wording.find(form.text):
+        return "search" if searching or vocab.search_wording.find(form.text) else "other"
+    if len(personal) == 1 and not creds and not form.consents:
+        said = personal[0].text
+        if searching or vocab.search_wording.find(normalize(f"{said.label} {said.title} {said.placeholder}")):
             return "search"
-        return "other"
     if form.sensitive_fields:
         return "personal"
     passwords = [f for f in form.fields if f.is_password]

@@ -142,6 +142,18 @@ def test_login_form_checkboxes_are_not_credentials() -> None:
     assert form.fields[0].kind == "sex"
 
 
+def test_lookup_boxes_and_id_number_logins_are_not_collections() -> None:
+    forms = _forms("""
+      <form action="/tim-kiem"><input name="kw" placeholder="Tìm bệnh, thuốc..."></form>
+      <form action="/cua-hang"><input name="city" placeholder="Chọn tỉnh thành"><button>Tìm cửa hàng</button></form>
+      <form method="post" action="/dang-nhap"><input name="cccd" placeholder="Số định danh cá nhân">
+        <input type="password" name="pw" placeholder="Mật khẩu"><button>Đăng nhập</button></form>
+      <form method="post" action="/ban-tin"><p>Tìm hiểu ưu đãi mới: đăng ký nhận bản tin</p>
+        <input type="email" name="email" placeholder="Email"><button>Đăng ký</button></form>
+    """)
+    assert [f.role for f in forms] == ["search", "search", "login", "personal"]
+
+
 def test_registration_newsletter_and_formless_inputs() -> None:
     forms = _forms("""
       <form id="reg" method="post"><input name="ho_ten" placeholder="Họ tên">
