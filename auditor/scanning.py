@@ -109,9 +109,19 @@ class Auditor:
         return checks
 
     def scan(
-        self, request: ScanRequest, *, on_result: Callable[[dict[str, Any]], None] | None = None
+        self,
+        request: ScanRequest,
+        *,
+        on_result: Callable[[dict[str, Any]], None] | None = None,
+        on_scan_start: Callable[[str, int], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Scan, store and return one result dict (the JSON contract) per target, input order."""
+        """Scan, store and return one result dict (the JSON contract) per target, input order.
+
+        ``on_result(result)`` runs as each site completes; ``on_scan_start(input, scan_id)``
+        runs in the worker as soon as a site's scan row exists (before any check), so a caller
+        can link its own bookkeeping to a scan that a crash might interrupt. An exception in
+        ``on_scan_start`` is logged and never fails the scan.
+        """
         if request.ca_file and not Path(request.ca_file).is_file():
             raise AuditorError(f"CA file not found: {request.ca_file}")
         resolver = Resolver(request.resolve, allow_dns=request.allow_dns, policy=request.address_policy)
@@ -131,6 +141,11 @@ class Auditor:
 
         def on_start(res: SiteResult) -> None:
             res.scan_id = self._record_start(res, recorded)
+            if on_scan_start is not None:
+                try:
+                    on_scan_start(res.input, res.scan_id)
+                except Exception:
+                    log.warning("on_scan_start hook failed for %s", res.input, exc_info=True)
 
         def on_finish(res: SiteResult) -> None:
             self._record_finish(res, recorded)

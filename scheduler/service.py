@@ -84,21 +84,6 @@ class _ServiceScheduler(BackgroundScheduler):
         return super()._process_jobs()  # type: ignore[no-any-return]
 
 
-class _LinkingAuditor(Auditor):
-    """An Auditor that reports each scan id as soon as the scan row exists, so that a run
-    killed mid-scan is linked to the scan it leaves behind."""
-
-    def __init__(self, *, on_scan_started: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._on_scan_started = on_scan_started
-
-    def _record_start(self, res: Any, recorded: dict[str, Any]) -> int:
-        scan_id = super()._record_start(res, recorded)
-        with contextlib.suppress(Exception):  # linking is bookkeeping: never fail the scan for it
-            self._on_scan_started(res.input, scan_id)
-        return scan_id
-
-
 class Service:
     def __init__(self, config: ServiceConfig, log: EventLog | None = None) -> None:
         self.config = config
@@ -107,7 +92,7 @@ class Service:
         if not self.log.worker:
             self.log.worker = self.worker
         self.engine = scheduler_engine(config.db)
-        self.auditor = _LinkingAuditor(db=config.db, policy_dir=config.policy_dir, on_scan_started=self._link)
+        self.auditor = Auditor(db=config.db, policy_dir=config.policy_dir)
         self.guard = runs.RunGuard()
         self.stale_after = timedelta(seconds=2 * config.request.site_timeout + 600)
         self._stopping = threading.Event()
@@ -268,7 +253,9 @@ class Service:
         outcome: dict[str, Any] = {"run_id": run_id, "site": site_url}
         try:
             request = dataclasses.replace(self.config.request, targets=[site_url])
-            result = self.auditor.scan(request)[0]
+            # Link the run to its scan as soon as the scan row exists: a run killed mid-scan
+            # then points at the scan it leaves behind.
+            result = self.auditor.scan(request, on_scan_start=self._link)[0]
             scan_id, error = result.get("scan_id"), result.get("error")
             outcome.update(scan_id=scan_id, grade=result.get("grade"), score=result.get("score"))
             problems = []
