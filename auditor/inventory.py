@@ -26,6 +26,7 @@ from sqlmodel import Session, select
 
 from auditor.errors import AuditorError
 from auditor.models import Attestation, Certificate, InformationSystem, Scan, Site, utcnow
+from auditor.output import clean
 from auditor.storage import get_or_create_site
 from auditor.targets import parse_target
 from policies.levels import ATTRIBUTES, Classification, classify, normalize_value
@@ -163,10 +164,10 @@ def _components(value: Any, where: str, errors: list[str]) -> list[dict[str, Any
         if not isinstance(comp, dict):
             errors.append(f"{cwhere}: expected a mapping of attributes")
             continue
-        clean: dict[str, Any] = {"name": f"#{i}"}
+        attrs: dict[str, Any] = {"name": f"#{i}"}
         if comp.get("name") not in (None, ""):
             try:
-                clean["name"] = _str_field(comp["name"], "name", limit=100)
+                attrs["name"] = _str_field(comp["name"], "name", limit=100)
             except ValueError as exc:
                 errors.append(f"{cwhere}.name: {exc}")
         for key, val in comp.items():
@@ -174,15 +175,15 @@ def _components(value: Any, where: str, errors: list[str]) -> list[dict[str, Any
                 continue
             spec = ATTRIBUTES.get(str(key))
             if spec is None:
-                errors.append(f"{cwhere}.{key}: unknown attribute (known: {', '.join(ATTRIBUTES)})")
+                errors.append(f"{cwhere}.{clean(key, 100)}: unknown attribute (known: {', '.join(ATTRIBUTES)})")
                 continue
             if val is None or (isinstance(val, str) and not val.strip()):
                 continue
             try:
-                clean[spec.name] = normalize_value(spec, val)
+                attrs[spec.name] = normalize_value(spec, val)
             except ValueError as exc:
                 errors.append(f"{cwhere}.{key}: {exc}")
-        out.append(clean)
+        out.append(attrs)
     return out
 
 
@@ -195,10 +196,10 @@ def validate_record(raw: Any, where: str) -> tuple[SystemRecord | None, list[str
     data = {str(k).strip(): v for k, v in raw.items() if k is not None}
     name_val = data.get("name")
     if isinstance(name_val, str) and name_val.strip():
-        where = f"{where} ({name_val.strip()[:60]})"
+        where = f"{where} ({clean(name_val.strip(), 60)})"
     for key in data:
         if key not in ALL_FIELDS:
-            errors.append(f"{where}, field '{key}': unknown field (known: {', '.join(ALL_FIELDS)})")
+            errors.append(f"{where}, field '{clean(key, 100)}': unknown field (known: {', '.join(ALL_FIELDS)})")
 
     def present(key: str) -> bool:
         v = data.get(key)
@@ -322,7 +323,7 @@ def parse_yaml(text: str, label: str = "<yaml>") -> list[SystemRecord]:
             raise AuditorError(f"{label}: expected a top-level 'systems:' list")
         unknown = [k for k in data if k != "systems"]
         if unknown:
-            raise AuditorError(f"{label}: unknown top-level key(s): {', '.join(map(str, unknown))}")
+            raise AuditorError(f"{label}: unknown top-level key(s): {clean(', '.join(map(str, unknown)))}")
         items = data["systems"]
         items_node = next(v for k, v in root.value if k.value == "systems")
     elif data is None:
@@ -366,12 +367,12 @@ def parse_csv(text: str, label: str = "<csv>") -> list[SystemRecord]:
     if not rows:
         return []
     header = [h.strip() for h in rows[0]]
-    errors = [f"{label}: row 1, field '{h}': unknown column (known: {', '.join(ALL_FIELDS)})"
+    errors = [f"{label}: row 1, field '{clean(h, 100)}': unknown column (known: {', '.join(ALL_FIELDS)})"
               for h in header if h and h not in ALL_FIELDS]
     if "components" in header:
         errors.append(f"{label}: row 1, field 'components': composite systems need the YAML format")
     dupes = {h for h in header if header.count(h) > 1 and h}
-    errors += [f"{label}: row 1, field '{h}': column appears twice" for h in sorted(dupes)]
+    errors += [f"{label}: row 1, field '{clean(h, 100)}': column appears twice" for h in sorted(dupes)]
     if errors:
         raise InventoryError(errors)
     if len(rows) - 1 > MAX_SYSTEMS:

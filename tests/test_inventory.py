@@ -13,7 +13,7 @@ from sqlmodel import select
 from auditor import storage
 from auditor.check import Check, CheckContext, CheckOutcome
 from auditor.errors import AuditorError
-from auditor.inventory import InventoryError, parse_csv, parse_file, parse_yaml
+from auditor.inventory import ALL_FIELDS, InventoryError, parse_csv, parse_file, parse_yaml
 from auditor.models import Attestation, InformationSystem, Scan, Site
 from auditor.scanning import Auditor, ScanRequest
 from auditor.targets import Target
@@ -159,6 +159,14 @@ def test_yaml_structure_errors() -> None:
         parse_yaml("sites: []\n", "inv.yaml")
     with pytest.raises(InventoryError, match=r"row 1, line 2: expected a mapping of fields, got str"):
         parse_yaml("systems:\n  - just-a-name\n", "inv.yaml")
+    # every error is one terminal-safe line, even when it quotes a field name or a name from the file
+    with pytest.raises(InventoryError) as info:
+        parse_yaml('systems:\n  - {"na\\nme\\u001b": 1, name: "a\\u001b[2J", owner: b, category: other}\n', "inv.yaml")
+    assert info.value.errors[0] == "inv.yaml: row 1, line 2 (a\\x1b[2J), field 'na me\\x1b': unknown field " \
+        "(known: " + ", ".join(ALL_FIELDS) + ")"
+    assert all("\n" not in e and "\x1b" not in e for e in info.value.errors)
+    with pytest.raises(InventoryError, match=r"field 'na me\\x1b': unknown column"):
+        parse_csv('name,owner,category,"na\nme\x1b"\na,b,other,1\n', "inv.csv")
     with pytest.raises(InventoryError, match=r"field 'owner': owner contains control characters"):
         parse_yaml('systems:\n  - {name: a, owner: "Org\\u001b[31m", category: other}\n', "inv.yaml")
     assert parse_yaml("", "empty.yaml") == []
