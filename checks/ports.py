@@ -326,7 +326,9 @@ class PortsCheck(Check):
                 except RuntimeError as exc:
                     evidence["service_detection"] = f"failed: {exc}"
                 else:
-                    if pfacts["timed_out"] or not probed:
+                    if pfacts.get("error"):
+                        evidence["service_detection"] = f"failed: nmap reported {pfacts['error']}"
+                    elif pfacts["timed_out"] or not probed:
                         evidence["service_detection"] = (
                             f"timed out (--host-timeout {int(budget)}s): service names from nmap's port table")
                     else:

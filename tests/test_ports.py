@@ -177,6 +177,25 @@ def test_service_detection_time_bound(services: FakeServices) -> None:
     assert elapsed < 15
 
 
+def test_service_detection_error_keeps_the_port_table(services: FakeServices,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An -sV run that nmap reports as failed is said so; its partial output is not used."""
+    real = PortsCheck._nmap
+
+    def failing_sv(scanner, address, ports, args, wall, evidence, left):  # type: ignore[no-untyped-def]
+        found, facts = real(scanner, address, ports, args, wall, evidence, left)
+        if "-sV" in args:
+            facts = {**facts, "error": "Failed to resolve service probes"}
+        return found, facts
+
+    monkeypatch.setattr(PortsCheck, "_nmap", staticmethod(failing_sv))
+    outcome, _ = run_check("3306")
+    assert outcome.error is None, outcome.error
+    assert outcome.evidence["service_detection"] == "failed: nmap reported Failed to resolve service probes"
+    assert outcome.evidence["open"][0]["method"] == "table"
+    assert by_id(outcome)["ports.exposed.database"] == {3306}
+
+
 def test_bad_port_lists_are_check_errors() -> None:
     for spec, message in (
         ("22;--script=vuln", "invalid port list"),
