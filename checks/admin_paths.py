@@ -8,7 +8,7 @@ mentions "admin" is not a login page, and neither is a 404.
 
 Catch-all sites (every path returns the same login page, or the same soft-404) would make
 every path look exposed, so a random path that cannot exist is fetched first as a baseline
-and a login page identical to it is not counted.
+and a login page that is the same as its login (see :func:`login_page`) is not counted.
 
 The ``http`` check calls :func:`probe_admin` with its own bounded session and adds
 :data:`ADMIN_EXPOSED` to its catalogue.
@@ -16,7 +16,6 @@ The ``http`` check calls :func:`probe_admin` with its own bounded session and ad
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import time
@@ -72,13 +71,31 @@ class AdminHit(NamedTuple):
 
 
 _PASSWORD_RE = re.compile(r"""<input\b[^>]*\btype\s*=\s*["']?password\b""", re.I)
+_REALM_RE = re.compile(r"""realm\s*=\s*(?:"([^"]*)"|([^\s,]+))""", re.I)
 
 
-def is_login_page(result: FetchResult) -> str | None:
-    """Why this response is a login page (None when it is not)."""
+class Login(NamedTuple):
+    """A login page: why it is one, and what makes it the same page on another fetch."""
+
+    reason: str
+    signature: tuple[str, ...]
+
+
+def login_page(result: FetchResult) -> Login | None:
+    """The login this response is (None when it is not one).
+
+    The signature leaves out what changes from one request to the next (anti-forgery
+    tokens, a ``next=`` path, a Digest nonce): the authentication scheme and realm of a
+    challenge; the title and the input fields (type and name, not value) of a form page.
+    """
     if result.status == 401 and result.headers.get("WWW-Authenticate"):
-        scheme = one_line(result.headers["WWW-Authenticate"], 60).split(" ", 1)[0]
-        return f"HTTP {scheme} authentication prompt"
+        challenge = one_line(result.headers["WWW-Authenticate"], 200)
+        scheme = challenge.split(" ", 1)[0]
+        realm = _REALM_RE.search(challenge)
+        return Login(
+            f"HTTP {one_line(scheme, 60)} authentication prompt",
+            ("challenge", scheme.lower(), (realm.group(1) or realm.group(2)) if realm else ""),
+        )
     if result.status != 200:
         return None
     if "html" not in result.content_type and not result.body.lstrip()[:100].lower().startswith((b"<!doctype", b"<html")):
@@ -88,14 +105,15 @@ def is_login_page(result: FetchResult) -> str | None:
         return None
     # Confirm with a real parser (a password input inside a comment or script does not count).
     soup = BeautifulSoup(text, "html.parser")
-    for field in soup.find_all("input"):
-        if str(field.get("type", "")).strip().lower() == "password":
-            return "login form with a password field"
-    return None
-
-
-def _fingerprint(result: FetchResult) -> str:
-    return hashlib.sha256(b" ".join(result.body.split())).hexdigest()
+    fields = [
+        (str(field.get("type", "text")).strip().lower(), str(field.get("name", "")).strip())
+        for field in soup.find_all("input")
+    ]
+    if not any(kind == "password" for kind, _ in fields):
+        return None
+    title = " ".join(soup.title.get_text().split()) if soup.title else ""
+    signature = ("form", title, *sorted(f"{kind}:{name}" for kind, name in fields))
+    return Login("login form with a password field", signature)
 
 
 def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) -> list[AdminHit]:
@@ -124,25 +142,20 @@ def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) ->
         return chain[-1] if chain else None
 
     baseline = get(f"/auditor-baseline-{secrets.token_hex(8)}")
-    baseline_login = baseline is not None and is_login_page(baseline) is not None
-    baseline_print = _fingerprint(baseline) if baseline is not None else ""
+    baseline_login = login_page(baseline) if baseline is not None else None
+    # The login a path that cannot exist gets is the site's catch-all, not an admin path.
+    seen: set[tuple[str, ...]] = {baseline_login.signature} if baseline_login else set()
 
     exposed: list[dict[str, Any]] = []
-    seen: set[str] = set()
     for path in paths:
         result = get(path)
-        if result is None:
-            continue
-        why = is_login_page(result)
-        if why is None:
-            continue
-        if baseline_login and _fingerprint(result) == baseline_print:
-            continue  # the same login page everywhere: a catch-all, not an admin path
-        key = _fingerprint(result) if result.status == 200 else result.url.split("?", 1)[0]
-        if key in seen:
+        login = login_page(result) if result is not None else None
+        if result is None or login is None or login.signature in seen:
             continue  # /wp-admin/ and /wp-login.php, /admin and /admin/: one login page
-        seen.add(key)
-        exposed.append({"path": path, "final_url": result.url, "status": result.status, "reason": why})
+        seen.add(login.signature)
+        exposed.append(
+            {"path": path, "final_url": result.url, "status": result.status, "reason": login.reason}
+        )
     if not exposed:
         return []
     parts = []

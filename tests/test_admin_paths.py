@@ -1,8 +1,10 @@
-"""The admin-path probe (http.admin.exposed) against real TLS servers on 127.0.2.50-52."""
+"""The admin-path probe (http.admin.exposed) against real TLS servers on 127.0.2.50-53."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,20 @@ ADMIN_WORD = """<!doctype html><html><head><title>Administration news</title></h
 <script>var tpl = '<input type=password>';</script>
 <form action="/search"><input type="text" name="q"><button>Search</button></form>
 </body></html>"""
+
+
+
+@dataclass
+class FreshTokenLogin(Page):
+    """A login page with a new anti-forgery token in every response, as frameworks send."""
+
+    title: str = "Sign in"
+
+    def body_bytes(self) -> bytes:
+        form = LOGIN.format(title=self.title)
+        token = f'<input type="hidden" name="csrf" value="{secrets.token_hex(16)}">'
+        return form.replace("<button>", token + "<button>").encode()
+
 
 SITES = {
     # A site with three exposed logins: a form, a redirect to one, an HTTP Basic prompt.
@@ -50,6 +66,10 @@ SITES = {
     "catchall": ("127.0.2.52", {
         "/admincp/": Page(body=LOGIN.format(title="Admin control panel")),
     }, Page(body=LOGIN.format(title="Sign in"))),
+    # The same, with a token that changes on every request: still one site-wide login.
+    "catchall-token": ("127.0.2.53", {
+        "/admincp/": FreshTokenLogin(title="Admin control panel"),
+    }, FreshTokenLogin()),
 }
 
 
@@ -111,6 +131,7 @@ def test_a_page_that_only_mentions_admin_is_not_a_login(servers: dict[str, Targe
 
 def test_site_wide_login_is_not_an_admin_exposure(servers: dict[str, Target]) -> None:
     assert paths_of(probe(servers["catchall"])) == ["/admincp/"]
+    assert paths_of(probe(servers["catchall-token"])) == ["/admincp/"]
 
 
 def test_paths_are_a_policy_parameter(servers: dict[str, Target]) -> None:
