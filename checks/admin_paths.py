@@ -24,13 +24,12 @@ from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 
-from auditor.check import FindingSpec, Severity
+from auditor.check import CheckContext, FindingSpec, Severity
 from auditor.net import FetchError, FetchResult, follow, one_line
 
 if TYPE_CHECKING:
     import requests
 
-    from auditor.check import CheckContext
     from auditor.targets import Target
 
 FINDING_ID = "http.admin.exposed"
@@ -128,14 +127,17 @@ def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) ->
     if isinstance(paths, str):
         paths = [p.strip() for p in paths.split(",") if p.strip()]
     paths = [p if str(p).startswith("/") else f"/{p}" for p in list(paths)[:MAX_PATHS]]
-    stop_at = time.monotonic() + float(ctx.param("http.admin_max_seconds", 30))
+    # The budget is a deadline every fetch obeys, so a path started just before it ends
+    # cannot overrun it by a whole redirect chain of timeouts.
+    stop_at = min(ctx.deadline, time.monotonic() + float(ctx.param("http.admin_max_seconds", 30)))
+    budget = CheckContext(timeout=ctx.timeout, deadline=stop_at)
     origin = target.origin
 
     def get(path: str) -> FetchResult | None:
-        if time.monotonic() >= stop_at or ctx.remaining() < 1:
+        if budget.remaining() < 1:
             return None
         try:
-            chain, _stop = follow(session, origin + path, ctx=ctx, max_bytes=MAX_BYTES,
+            chain, _stop = follow(session, origin + path, ctx=budget, max_bytes=MAX_BYTES,
                                   max_redirects=MAX_REDIRECTS, allowed_hosts={target.host})
         except FetchError:
             return None

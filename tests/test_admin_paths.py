@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +142,25 @@ def test_paths_are_a_policy_parameter(servers: dict[str, Target]) -> None:
     with make_session(ctx, t) as session:
         hits = probe_admin(session, t, ctx)
     assert paths_of(hits) == ["/manager/html"]
+
+
+def test_time_budget_bounds_every_fetch() -> None:
+    """A server that accepts connections and never answers: the probe ends with its budget,
+    not one read timeout (or a redirect chain of them) later."""
+    silent = socket.socket()
+    try:
+        silent.bind(("127.0.2.54", 0))
+        silent.listen(64)  # the kernel completes TCP handshakes; nobody ever reads
+        port = silent.getsockname()[1]
+        host = "silent.admin.example.test"
+        t = Target(url=f"https://{host}:{port}/", host=host, port=port, address="127.0.2.54")
+        ctx = CheckContext(timeout=5, params={"http.admin_max_seconds": 1})
+        started = time.monotonic()
+        with make_session(ctx, t) as session:
+            assert probe_admin(session, t, ctx) == []
+        assert time.monotonic() - started < 3
+    finally:
+        silent.close()
 
 
 def test_spec_and_defaults() -> None:
