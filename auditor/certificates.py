@@ -240,19 +240,27 @@ def load_issuer_key(key_path: str | os.PathLike[str] | None = None, *, create: b
 
 
 def _create_key(path: Path) -> Ed25519PrivateKey:
+    """Write a new key to a private temporary file, then link it into place: the key file
+    appears complete or not at all, and a process that loses the race uses the winner's key."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)
     except FileExistsError:  # another process made it first: use theirs
         return load_issuer_key(path, create=False)
     except OSError as exc:
         raise AuditorError(f"cannot create issuer key {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write(pem)
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 

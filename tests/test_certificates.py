@@ -382,3 +382,16 @@ def test_a_scan_without_every_required_check_is_refused(env, tmp_path, cli) -> N
     assert r.code == 1, r
     failed = [line.strip() for line in r.out.splitlines() if line.strip().startswith("FAILED")]
     assert failed == ["FAILED checks.completed: privacy not run; reputation not run"], r.out
+
+
+def test_concurrent_first_use_makes_one_complete_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Processes certifying at once on a fresh install all end with the one key on disk."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "fresh" / "issuer.pem"
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: C.load_issuer_key(path), range(16)))
+    on_disk = C.key_id(C.load_issuer_key(path, create=False).public_key())
+    assert {C.key_id(k.public_key()) for k in keys} == {on_disk}
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["issuer.pem"]  # no temporary file left
