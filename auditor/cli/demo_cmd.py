@@ -11,7 +11,8 @@ from auditor.cli.common import add_db, emit, positive_int
 from auditor.errors import AuditorError
 from auditor.scanning import Auditor, ScanRequest
 
-DEMO_SITES = ["good", "cert-expired", "tls1-0", "cert-self-signed", "hsts-missing", "http-content", "cookie-no-secure"]
+DEMO_SITES = ["good", "cert-expired", "tls1-0", "cert-self-signed", "hsts-missing", "http-content", "cookie-no-secure",
+              "priv-preticked", "priv-tracker"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Start real TLS/HTTP servers on 127.0.3.x (a private test CA made on the spot), "
                     "scan them with --resolve overrides and print the graded table. Sends no traffic off this machine.",
     )
-    p.add_argument("--all", action="store_true", help="scan every lab site (one per planted flaw), not a sample")
+    p.add_argument("--all", action="store_true", help="scan every TLS, HTTP and privacy lab site (one per planted flaw), not a sample")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--address", default="127.0.3.10", help="first loopback address of the lab (default 127.0.3.10)")
     p.add_argument("--keep", type=positive_int, metavar="SECONDS",
@@ -32,11 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from auditor.lab.privacy_sites import PRIVACY_SITES
     from auditor.lab.sites import LAB_SITES, Lab
 
     if not args.address.startswith("127."):
         raise AuditorError("the demo lab only runs on 127.0.0.0/8 addresses")
-    specs = list(LAB_SITES) if args.all else [s for s in LAB_SITES if s.name in DEMO_SITES]
+    every = [*LAB_SITES, *PRIVACY_SITES]
+    specs = every if args.all else [s for s in every if s.name in DEMO_SITES]
     with tempfile.TemporaryDirectory(prefix="auditor-demo-") as tmp, \
             Lab(Path(tmp), specs, first_address=args.address) as lab:
         request = ScanRequest(
