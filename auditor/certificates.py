@@ -108,6 +108,13 @@ def find_site(session: Session, site_url: str) -> Site:
     return site
 
 
+def latest_finished_scan(session: Session, site: Site) -> Scan | None:
+    """The site's newest scan that is no longer running (completed or failed)."""
+    stmt = (select(Scan).where(Scan.site_id == site.id, Scan.status != "running")
+            .order_by(Scan.started_at.desc(), Scan.id.desc()))  # type: ignore[attr-defined]
+    return session.exec(stmt).first()
+
+
 def _scan_for(session: Session, site: Site, scan_id: int | None) -> Scan | None:
     """``scan_id``, else the site's newest finished scan (completed or not).
 
@@ -115,9 +122,7 @@ def _scan_for(session: Session, site: Site, scan_id: int | None) -> Scan | None:
     unreachable), an older completed scan does not stand in for it.
     """
     if scan_id is None:
-        stmt = (select(Scan).where(Scan.site_id == site.id, Scan.status != "running")
-                .order_by(Scan.started_at.desc(), Scan.id.desc()))  # type: ignore[attr-defined]
-        return session.exec(stmt).first()
+        return latest_finished_scan(session, site)
     scan = session.get(Scan, scan_id)
     if scan is None or scan.site_id != site.id:
         raise AuditorError(f"scan #{scan_id} is not a scan of {site.url}")

@@ -87,13 +87,14 @@ def to_csv(results: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _catalogue() -> dict[str, Any]:
-    """Finding specs of the installed checks by id (rationale and remediation for rules)."""
+def finding_catalogue() -> dict[str, Any]:
+    """Finding specs of the installed checks by id (title, rationale, remediation); empty
+    when the plug-ins cannot be loaded, so that exports and reports still come out."""
     from auditor import registry
 
     try:
         checks, _ = registry.discover()
-    except Exception:  # a broken plug-in set must not stop an export
+    except Exception:  # a broken plug-in set must not stop an export or a report
         return {}
     return {spec.id: spec for c in checks.values() for spec in c.catalogue}
 
@@ -111,7 +112,7 @@ def _safe_uri(url: str | None) -> str | None:
 
 
 def to_sarif_dict(results: list[dict[str, Any]]) -> dict[str, Any]:
-    catalogue = _catalogue()
+    catalogue = finding_catalogue()
     rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
     sarif_results: list[dict[str, Any]] = []

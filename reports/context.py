@@ -14,10 +14,11 @@ from typing import Any
 from sqlmodel import Session, select
 
 import policies
-from auditor import registry, storage
+from auditor import storage
 from auditor.certificates import RuleCheck, certificate_rules
 from auditor.check import Severity
 from auditor.errors import AuditorError
+from auditor.exports import finding_catalogue
 from auditor.models import InformationSystem, Scan, Site, utcnow
 from auditor.version import __version__
 from reports.charts import (
@@ -114,14 +115,6 @@ class ReportData:
     @property
     def total_findings(self) -> int:
         return sum(self.severity_counts.values())
-
-
-def _catalogue() -> dict[str, Any]:
-    try:
-        checks, _ = registry.discover()
-    except Exception:  # reports must still render if a plug-in is broken
-        return {}
-    return {spec.id: spec for c in checks.values() for spec in c.catalogue}
 
 
 def _details(details: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -256,7 +249,7 @@ def build_report(session: Session, target: str, *, lang: str = "vi", policy_dir:
     """Report data for an inventoried system (by name) or for one site (by URL)."""
     t = Messages(lang)
     pol = policies.load_policy(policy_dir)
-    catalogue = _catalogue()
+    catalogue = finding_catalogue()
     system = session.exec(select(InformationSystem).where(InformationSystem.name == target)).first()
     sites: list[Site]
     if system is not None:

@@ -223,11 +223,11 @@ def select_results(session: Any, *, url: str | None = None, since: datetime | No
         sites = list(session.exec(select(Site).order_by(Site.url)))
     out: list[dict[str, Any]] = []
     for site in sites:
-        stmt = select(Scan).where(Scan.site_id == site.id, Scan.status != "running")
         if since is not None:
-            scans = list(session.exec(stmt.where(Scan.started_at >= since).order_by(Scan.started_at, Scan.id)))
+            stmt = select(Scan).where(Scan.site_id == site.id, Scan.status != "running", Scan.started_at >= since)
+            scans = list(session.exec(stmt.order_by(Scan.started_at, Scan.id)))
         else:
-            latest = session.exec(stmt.order_by(Scan.started_at.desc(), Scan.id.desc())).first()
+            latest = certificates.latest_finished_scan(session, site)
             scans = [latest] if latest is not None else []
         out += [scan_dict(s, storage.findings_of(session, s.id or 0)) for s in scans]
     return out
