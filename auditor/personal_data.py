@@ -20,10 +20,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup, Tag
 
+from auditor.crawl import absolute
 from auditor.errors import AuditorError
 
 CATEGORIES = ("sensitive", "credential", "personal", "other")
@@ -592,20 +592,14 @@ def _form_controls(form: Tag, index: _PageIndex) -> list[Tag]:
     return controls[:_MAX_FIELDS]
 
 
-def resolve_url(base: str, ref: str) -> str | None:
-    """Absolute http(s) URL for ``ref`` on a page at ``base``; None for other schemes or junk."""
-    ref = (ref or "").strip()
-    if any(ch in ref for ch in "\r\n\t\x00"):
-        ref = "".join(ch for ch in ref if ch not in "\r\n\t\x00")
-    try:
-        absolute = urljoin(base, ref)
-        parts = urlsplit(absolute)
-        _ = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return absolute.split("#", 1)[0]
+def _action_url(action: str, base: str, page_url: str) -> str | None:
+    """Where the form submits: no action is the page itself, ``#...`` the base URL; None for
+    other schemes (``javascript:``) or junk."""
+    if not action:
+        return absolute(page_url, page_url)
+    if action.startswith("#"):
+        return absolute(base, base)
+    return absolute(base, action)
 
 
 def read_forms(soup: BeautifulSoup, page_url: str, vocab: Vocabulary, *, base_url: str | None = None,
@@ -617,7 +611,7 @@ def read_forms(soup: BeautifulSoup, page_url: str, vocab: Vocabulary, *, base_ur
     for i, form in enumerate(soup.find_all("form", limit=_MAX_FORMS)):
         if not isinstance(form, Tag):
             continue
-        action = _attr(form, "action")
+        action = str(form.get("action") or "").strip()
         method = (_attr(form, "method") or "get").lower()
         if method not in ("get", "post", "dialog"):
             method = "get"  # browsers treat unknown methods as GET
@@ -625,11 +619,11 @@ def read_forms(soup: BeautifulSoup, page_url: str, vocab: Vocabulary, *, base_ur
         for button in form.find_all(["button", "input"], limit=50):
             if isinstance(button, Tag) and (_attr(button, "type") or "submit").lower() in ("submit", "image"):
                 if button.get("formaction") is not None:
-                    action = _attr(button, "formaction")
+                    action = str(button.get("formaction") or "").strip()
                 if _attr(button, "formmethod").lower() in ("get", "post"):
                     method = _attr(button, "formmethod").lower()
                 break
-        action_url = resolve_url(base, action) if action else resolve_url(page_url, page_url)
+        action_url = _action_url(action, base, page_url)
         fields: list[FieldInfo] = []
         consents: list[ConsentControl] = []
         for control in _form_controls(form, index):
@@ -732,6 +726,5 @@ __all__ = [
     "load_vocabulary",
     "normalize",
     "read_forms",
-    "resolve_url",
     "strip_diacritics",
 ]

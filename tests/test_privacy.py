@@ -169,6 +169,17 @@ def test_registration_newsletter_and_formless_inputs() -> None:
     assert reg.action_url == "https://site.test/page"  # no action: the page itself
 
 
+def test_form_action_urls() -> None:
+    long_path = "/gui/" + "a" * 600
+    forms = _forms(f"""
+      <form method="post" action="#"><input name="email"></form>
+      <form method="post" action="javascript:void(0)"><input name="email"></form>
+      <form method="post" action="http://other.test{long_path}#top"><input name="email"></form>
+    """, url="https://site.test/page?x=1")
+    assert [f.action_url for f in forms] == [
+        "https://site.test/page?x=1", None, f"http://other.test{long_path}"]
+
+
 def test_consent_controls() -> None:
     (form,) = _forms("""
       <form method="post" action="/x"><input name="hoten" aria-label="Họ và tên">
