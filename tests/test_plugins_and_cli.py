@@ -80,3 +80,10 @@ def test_input_errors_are_one_line_with_exit_2(cli, args: list[str], message: st
 def test_history_of_unknown_site_is_empty(cli, db_url: str) -> None:  # type: ignore[no-untyped-def]
     res = cli("history", "https://never.test/", "--db", db_url)
     assert res.code == 0 and "no scans of https://never.test/" in res.out
+
+
+def test_error_messages_escape_control_characters(cli) -> None:  # type: ignore[no-untyped-def]
+    res = cli("scan", "--list", "/nonexistent/a\x1b[31mred\nsecond")
+    assert res.code == 2
+    assert res.err.count("\n") == 1, res
+    assert "\x1b" not in res.err and "\\x1b[31mred" in res.err

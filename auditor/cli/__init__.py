@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from auditor.errors import AuditorError
+from auditor.output import clean
 from auditor.version import __version__
 
 # Modules that contribute subcommands, in help order.
@@ -65,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AuditorError as exc:
-        print(f"auditor: error: {exc}", file=sys.stderr)
+        # Messages may quote user input or site data: keep them one terminal-safe line.
+        print(f"auditor: error: {clean(exc, 2000)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("auditor: interrupted", file=sys.stderr)
@@ -76,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"auditor: internal error: {type(exc).__name__}: {msg} (run with --debug for details)", file=sys.stderr)
+        print(f"auditor: internal error: {type(exc).__name__}: {clean(msg, 500)} (run with --debug for details)",
+              file=sys.stderr)
         return 70
 
 
