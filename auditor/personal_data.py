@@ -617,7 +617,8 @@ def read_forms(soup: BeautifulSoup, page_url: str, vocab: Vocabulary, *, base_ur
             method = "get"  # browsers treat unknown methods as GET
         # Per HTML, a submit button's formaction/formmethod override the form's.
         for button in form.find_all(["button", "input"], limit=50):
-            if isinstance(button, Tag) and (_attr(button, "type") or "submit").lower() in ("submit", "image"):
+            default = "submit" if button.name == "button" else "text"
+            if isinstance(button, Tag) and (_attr(button, "type") or default).lower() in ("submit", "image"):
                 if button.get("formaction") is not None:
                     action = str(button.get("formaction") or "").strip()
                 if _attr(button, "formmethod").lower() in ("get", "post"):

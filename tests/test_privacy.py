@@ -175,9 +175,10 @@ def test_form_action_urls() -> None:
       <form method="post" action="#"><input name="email"></form>
       <form method="post" action="javascript:void(0)"><input name="email"></form>
       <form method="post" action="http://other.test{long_path}#top"><input name="email"></form>
+      <form method="post" action="/a"><input name="email"><button formaction="https://b.test/b">Gửi</button></form>
     """, url="https://site.test/page?x=1")
     assert [f.action_url for f in forms] == [
-        "https://site.test/page?x=1", None, f"http://other.test{long_path}"]
+        "https://site.test/page?x=1", None, f"http://other.test{long_path}", "https://b.test/b"]
 
 
 def test_consent_controls() -> None:
