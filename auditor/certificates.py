@@ -157,7 +157,7 @@ def certificate_rules(
     ok = _grade_rank(grade) <= _grade_rank(min_grade)
     out.append(RuleCheck("grade.minimum", ok, f"grade {grade} (minimum {min_grade})"))
 
-    forbidden = [Severity.parse(s).value for s in cfg.get("forbidden_severities", ["critical", "high"])]
+    forbidden = forbidden_severities(pol)
     findings = session.exec(select(FindingRecord).where(FindingRecord.scan_id == scan.id)).all()
     bad = sorted({f"{f.finding_id} ({f.severity})" for f in findings if f.severity in forbidden})
     out.append(RuleCheck(
@@ -178,6 +178,11 @@ def certificate_rules(
 
     out.append(_level_rule(session, site, pol, bool(cfg.get("require_level_requirements", True))))
     return out
+
+
+def forbidden_severities(pol: policies.Policy) -> list[str]:
+    """The severities no finding of a certified scan may have (policy, default critical and high)."""
+    return [Severity.parse(s).value for s in pol.certificate.get("forbidden_severities", ["critical", "high"])]
 
 
 def _level_rule(session: Session, site: Site, pol: policies.Policy, required: bool) -> RuleCheck:

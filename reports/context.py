@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 import policies
 from auditor import storage
-from auditor.certificates import RuleCheck, certificate_rules
+from auditor.certificates import RuleCheck, certificate_rules, forbidden_severities
 from auditor.check import Severity
 from auditor.errors import AuditorError
 from auditor.exports import finding_catalogue
@@ -199,17 +199,23 @@ def _aggregate(data: ReportData, t: Messages) -> None:
                                              Bar(t("state.fail"), len(data.criteria) - ok, STATE_COLOURS["fail"])])
 
 
+def rule_title(rule: str, t: Messages, pol: policies.Policy, *, system: bool) -> str:
+    """A certificate rule in words, with the policy's values (minimum grade, severities, checks)."""
+    key = f"rule.{rule}"
+    if rule == "level.requirements" and not system:
+        key = "rule.level.requirements.no_system"
+    if not t.has(key):
+        return rule
+    severities = [t(f"severity.{s}").lower() for s in forbidden_severities(pol)]
+    return t(key, min_grade=str(pol.certificate.get("min_grade", "B")),
+             severities=f" {t('doc.or')} ".join(severities),
+             checks=", ".join(str(c) for c in pol.certificate.get("require_checks", [])) or t("doc.none").lower())
+
+
 def _criteria_rows(rules: list[RuleCheck], t: Messages, pol: policies.Policy, system: bool) -> list[RequirementRow]:
-    rows = []
     source = t("rule.source", policy=f"{pol.name} {pol.version}")
-    min_grade = str(pol.certificate.get("min_grade", "B"))
-    for r in rules:
-        key = f"rule.{r.rule}"
-        if r.rule == "level.requirements" and not system:
-            key = "rule.level.requirements.no_system"
-        title = t(key, min_grade=min_grade) if t.has(key) else r.rule
-        rows.append(RequirementRow(r.rule, title, "pass" if r.ok else "fail", source, True, [r.detail]))
-    return rows
+    return [RequirementRow(r.rule, rule_title(r.rule, t, pol, system=system), "pass" if r.ok else "fail", source,
+                           True, [r.detail]) for r in rules]
 
 
 def _compliance(session: Session, system: InformationSystem, pol: policies.Policy, t: Messages) -> Any:

@@ -9,7 +9,6 @@ so a failed render never leaves half a document behind.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from datetime import datetime
@@ -28,7 +27,7 @@ from auditor.models import Certificate, InformationSystem, Scan, utcnow
 from auditor.scanning import iso
 from auditor.version import __version__
 from reports.charts import GRADE_COLOURS
-from reports.context import build_report, clip, criteria_rows, grade_colour
+from reports.context import build_report, clip, criteria_rows, grade_colour, rule_title
 from reports.i18n import Messages, check_lang
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -138,18 +137,10 @@ def qr_svg(text: str) -> str:
             f'<rect width="{n}" height="{n}" fill="#fff"/><path fill="#000" d="{escape("".join(rects))}"/></svg>')
 
 
-def _criteria_texts(session: Session, cert: Certificate, t: Messages, pol: policies.Policy) -> list[str]:
+def _criteria_texts(cert: Certificate, t: Messages, pol: policies.Policy) -> list[str]:
     """What the certificate says it met: the certificate rules of the policy, in words."""
-    min_grade = str(pol.certificate.get("min_grade", "B"))
-    required = [str(c).upper() for c in pol.certificate.get("require_checks", [])]
-    texts = [t("rule.scan.completed"), t("rule.grade.minimum", min_grade=min_grade)]
-    forbidden = [t(f"severity.{s}").lower() for s in pol.certificate.get("forbidden_severities", [])]
-    if forbidden:
-        texts.append(t("rule.findings.severity"))
-    if required:
-        texts.append(t("rule.checks.completed"))
-    texts.append(t("rule.level.requirements") if cert.system_id else t("rule.level.requirements.no_system"))
-    return texts
+    rules = [r for r in certificates.RULE_IDS if r != "findings.severity" or certificates.forbidden_severities(pol)]
+    return [rule_title(r, t, pol, system=cert.system_id is not None) for r in rules]
 
 
 def certificate_html(session: Session, cert: Certificate, *, lang: str = "vi", policy_dir: Any = None,
@@ -171,7 +162,7 @@ def certificate_html(session: Session, cert: Certificate, *, lang: str = "vi", p
     return environment().get_template("certificate.html").render(
         c=view, t=t, lang=t.lang, issuer=issuer_name(t, issuer), owner=system.owner if system else None,
         score=scan.score if scan else None, scan_date=scan.started_at if scan else None,
-        criteria=_criteria_texts(session, cert, t, pol), qr_svg=Markup(qr_svg(token)), token=token,
+        criteria=_criteria_texts(cert, t, pol), qr_svg=Markup(qr_svg(token)), token=token,
         payload_json=certificates.canonical_json(payload).decode("utf-8"), signature=cert.signature,
         meta={"token": certificates.PDF_META_TOKEN, "payload": certificates.PDF_META_PAYLOAD,
               "signature": certificates.PDF_META_SIGNATURE},
@@ -184,7 +175,3 @@ def render_certificate(session: Session, cert: Certificate, out: str | os.PathLi
                        policy_dir: Any = None, issuer: str | None = None) -> Path:
     """The one-page certificate PDF, carrying the token in its QR code and metadata."""
     return html_to_pdf(certificate_html(session, cert, lang=lang, policy_dir=policy_dir, issuer=issuer), out)
-
-
-def payload_json(cert: Certificate) -> str:
-    return json.dumps(cert.payload, ensure_ascii=False, sort_keys=True)

@@ -354,6 +354,9 @@ def test_system_site_certificate_names_system_and_level(env, tmp_path, cli) -> N
     assert "NETWORK TRUST CERTIFICATE" in text
     assert "cong-thong-tin-so" in text and "Level 2" in text
     assert "Sở Thông tin và Truyền thông" in text
+    flat = " ".join(text.split())  # the criteria as the policy states them
+    assert "Every check of the policy completed (tls, http, privacy, reputation)" in flat, flat
+    assert "No critical or high finding" in flat
     token = C.read_pdf_token(pdf)
     payload = C.parse_token(token).payload
     assert payload["system"] == "cong-thong-tin-so" and payload["level"] == 2
