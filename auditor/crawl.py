@@ -105,7 +105,7 @@ class Resource:
 
     @property
     def host(self) -> str:
-        return (urlsplit(self.url).hostname or "").lower()
+        return url_host(self.url)
 
 
 @dataclass
@@ -317,6 +317,15 @@ def origin_key(url: str) -> tuple[str, str, int] | None:
     if scheme not in ("http", "https"):
         return None
     return scheme, host, port or (443 if scheme == "https" else 80)
+
+
+def url_host(url: str | None) -> str:
+    """The host of ``url`` as :class:`~auditor.targets.Target` spells hosts (lower case,
+    IDNA), so it compares with ``target.host``; "" when there is none or it is invalid."""
+    try:
+        return normalize_host(urlsplit(url or "").hostname or "")
+    except (ValueError, TargetError):
+        return ""
 
 
 def absolute(base: str, ref: str) -> str | None:
@@ -607,5 +616,6 @@ __all__ = [
     "origin_key",
     "read_page",
     "shared_crawl",
+    "url_host",
     "visible_text",
 ]

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from bs4 import Tag
 
 from auditor.check import Check, CheckContext, CheckOutcome, Finding, FindingSpec, Severity
-from auditor.crawl import Crawl, CrawledPage, canonical_url, shared_crawl
+from auditor.crawl import Crawl, CrawledPage, canonical_url, shared_crawl, url_host
 from auditor.errors import AuditorError
 from auditor.personal_data import FormInfo, Vocabulary, load_vocabulary, normalize, read_forms
 from auditor.targets import Target
@@ -269,15 +269,6 @@ def _extra_files(ctx: CheckContext, file_name: str, param: str) -> list[Path]:
 # helpers
 
 
-def _host(url: str | None) -> str:
-    if not url:
-        return ""
-    try:
-        return (urlsplit(url).hostname or "").lower().rstrip(".")
-    except ValueError:
-        return ""
-
-
 def _field_names(form: FormInfo, only: str = "personal,sensitive,credential", limit: int = 6) -> str:
     cats = only.split(",")
     names = [f.text.label or f.text.title or f.text.placeholder or f.text.context or f.text.name or f.kind
@@ -366,7 +357,7 @@ _NAVIGATION_RE = re.compile(r"/(?:share|sharer|intent|dialog)(?:[/.?]|$)|[?&](?:
 
 def _tracker_loader(url: str, trackers: TrackerList) -> bool:
     """A URL named in inline code that loads a tracker (not a share link built in code)."""
-    return trackers.for_host(_host(url)) is not None and not _NAVIGATION_RE.search(url)
+    return trackers.for_host(url_host(url)) is not None and not _NAVIGATION_RE.search(url)
 
 
 def _cookie_name(header: str) -> tuple[str, bool]:
@@ -484,7 +475,7 @@ class PrivacyCheck(Check):
                 f"{_where(form)} on {url} submits personal data with GET: {_field_names(form)}",
                 url=url, **self._details(seen),
             ))
-        action_host = _host(form.action_url)
+        action_host = url_host(form.action_url)
         if action_host and action_host != target.host:
             out.append(self.finding(
                 "privacy.form.third_party_action",

@@ -10,10 +10,9 @@ loads or names in inline code, every form action and every off-site redirect.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from auditor.check import Check, CheckContext, CheckOutcome, Finding, FindingSpec, Severity
-from auditor.crawl import shared_crawl
+from auditor.crawl import shared_crawl, url_host
 from auditor.errors import AuditorError
 from auditor.feeds import FeedSet, Match, feeds_for
 from auditor.targets import Target
@@ -141,8 +140,7 @@ class ReputationCheck(Check):
             note(location, "redirect", crawl.start_url)
         hits: list[dict[str, Any]] = []
         for url, (how, page_url) in found.items():
-            host = (urlsplit(url).hostname or "").lower()
-            if host == target.host:
+            if url_host(url) == target.host:
                 continue  # the site's own pages: its own listing is reputation.domain.blocklisted
             for match in feeds.match_url(url):
                 hits.append({"url": url[:500], "as": how, "page": page_url[:500], **match.to_dict()})

@@ -429,3 +429,22 @@ def test_a_footer_form_on_every_page_is_one_form() -> None:
     forms, errors = PrivacyCheck._forms(crawl, VOCAB)
     assert errors == [] and len(forms) == 1
     assert forms[0].form.role == "personal" and len(forms[0].pages) == 3
+
+
+def test_own_host_in_unicode_is_not_a_third_party() -> None:
+    from auditor.crawl import CrawledPage, read_page, url_host
+    from auditor.targets import Target, normalize_host
+    from checks.privacy import _FormSeen
+
+    host = normalize_host("cổngdịchvụ.vn")
+    html = ('<form method="post" action="https://Cổngdịchvụ.VN/gui"><input name="hoten" placeholder="Họ tên">'
+            '<label><input type="checkbox" name="dy"> Tôi đồng ý</label></form>')
+    page = CrawledPage(url=f"https://{host}/", final_url=f"https://{host}/", depth=0, status=200,
+                       content_type="text/html", encoding="utf-8", truncated=False, size=len(html))
+    read_page(page, html)
+    assert page.soup is not None
+    (form,) = read_forms(page.soup, page.final_url, VOCAB)
+    assert url_host(form.action_url) == host
+    target = Target(url=page.url, host=host, port=443, address="127.0.1.38")
+    ids = {f.id for f in PrivacyCheck()._form_findings(_FormSeen(form, page, [page.final_url]), target, VOCAB)}
+    assert "privacy.form.third_party_action" not in ids
