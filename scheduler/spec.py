@@ -18,19 +18,16 @@ MIN_INTERVAL_SECONDS = 1
 MAX_INTERVAL_SECONDS = 366 * 24 * 3600
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"\s*(\d{1,9})\s*([smhdw])\s*", re.IGNORECASE)
+# ASCII digits only (str.isdigit() also accepts "²", which int() refuses), at most nine of them.
+_DURATION = re.compile(r"\s*([0-9]{1,9})\s*([smhdw]?)\s*", re.IGNORECASE)
 
 
 def parse_duration(text: str) -> int:
     """``10s``, ``15m``, ``1h``, ``7d`` or ``2w`` (also a bare number of seconds) -> seconds."""
-    value = text.strip()
-    if value.isdigit():
-        seconds = int(value)
-    else:
-        match = _DURATION.fullmatch(value)
-        if not match:
-            raise AuditorError(f"invalid interval {text!r}: use a number with s, m, h, d or w (e.g. 15m, 7d)")
-        seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    match = _DURATION.fullmatch(text)
+    if not match:
+        raise AuditorError(f"invalid interval {text!r}: use a number with s, m, h, d or w (e.g. 15m, 7d)")
+    seconds = int(match.group(1)) * _UNITS[match.group(2).lower() or "s"]
     if not MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS:
         raise AuditorError(f"invalid interval {text!r}: must be between 1 s and 366 days")
     return seconds
