@@ -149,7 +149,7 @@ def _site_view(session: Session, site: Site, catalogue: dict[str, Any], t: Messa
     view.params = dict(scan.options or {})
     history = list(reversed(storage.history(session, site.url, HISTORY_SCANS)))
     view.history = history
-    points = [Point(t.date(s.started_at)[:5], s.score, s.grade) for s in history]
+    points = [Point(t.short_date(s.started_at), s.score, s.grade) for s in history]
     view.history_svg = history_chart(points, pol.grades)
     return view
 

@@ -78,6 +78,13 @@ class Messages:
             return "—"
         return f"{d.day:02d}/{d.month:02d}/{d.year}" if self.lang == "vi" else f"{d.day} {_MONTHS_EN[d.month - 1][:3]} {d.year}"
 
+    def short_date(self, dt: datetime | None) -> str:
+        """23/11 (vi) or 23 Nov (en), in Vietnam time: chart labels."""
+        d = self.local(dt)
+        if d is None:
+            return "—"
+        return f"{d.day:02d}/{d.month:02d}" if self.lang == "vi" else f"{d.day} {_MONTHS_EN[d.month - 1][:3]}"
+
     def long_date(self, dt: datetime | None) -> str:
         """ngày 23 tháng 11 năm 2026 (vi) or 23 November 2026 (en)."""
         d = self.local(dt)

@@ -137,6 +137,13 @@ def test_report_in_english(env, cli) -> None:  # type: ignore[no-untyped-def]
                    "Scan history", "Appendix: scan parameters", "Needs attestation", "NOT MET"):
         assert phrase in text, phrase
     assert "Báo cáo" not in text
+    # The history chart's date labels: day and the month's three letters, not cut short.
+    from reports.context import build_report
+
+    with storage.session_scope(env["db"]) as s:
+        svg = build_report(s, "cong-dich-vu-cong", lang="en").sites[0].history_svg
+    labels = re.findall(r'text-anchor="middle" fill="#6b7785">([^<]*)<', svg)
+    assert labels and all(re.fullmatch(r"\d{1,2} [A-Z][a-z]{2}", x) for x in labels), labels
 
 
 def test_bad_input_is_one_line_and_writes_nothing(env, cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
