@@ -87,6 +87,16 @@ _FETCH_BUDGET_FACTOR = 3.0
 _WINDOWS_1252_LABELS = frozenset(
     {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii", "iso_8859-1", "cp819"}
 )
+# Python's names for the encodings of the WHATWG Encoding standard, the ones a browser decodes
+# pages with. Other codecs are not document encodings, and some ("punycode" takes minutes on
+# 2 MB) would let a hostile Content-Type hold a worker far beyond the fetch's time budget.
+_WEB_CODECS = frozenset(
+    {"utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "cp866", "koi8-r", "koi8-u"}
+    | {f"iso8859-{n}" for n in (2, 3, 4, 5, 6, 7, 8, 10, 13, 14, 15, 16)}
+    | {f"cp{n}" for n in (874, 1250, 1251, 1252, 1253, 1254, 1255, 1256, 1257, 1258)}
+    | {"mac-roman", "mac-cyrillic", "gbk", "gb2312", "gb18030", "big5", "big5hkscs"}
+    | {"euc_jp", "iso2022_jp", "shift_jis", "euc_kr"}
+)
 _META_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
 
 
@@ -217,15 +227,16 @@ def guess_encoding(headers: CaseInsensitiveDict[str], body: bytes) -> str | None
 
 
 def decode_body(body: bytes, encoding: str | None) -> str:
-    """Decode with ``encoding`` when it names a real text codec, else UTF-8; replace bad bytes."""
+    """Decode with ``encoding`` when it names a web encoding, else UTF-8; replace bad bytes."""
     name = (encoding or "utf-8").strip().lower()
     if name in _WINDOWS_1252_LABELS:
         name = "cp1252"
     try:
-        return body.decode(name, errors="replace")
+        codec = codecs.lookup(name).name
     except (LookupError, TypeError, ValueError):
-        # Unknown label, or a non-text codec such as "hex" or "base64".
-        return body.decode("utf-8", errors="replace")
+        codec = "utf-8"
+    # An unknown label, a non-text codec such as "hex", or a text codec no page is written in.
+    return body.decode(codec if codec in _WEB_CODECS else "utf-8", errors="replace")
 
 
 # --------------------------------------------------------------------------------------------

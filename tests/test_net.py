@@ -652,6 +652,16 @@ def test_decode_body_maps_latin1_to_windows_1252() -> None:
     assert net.decode_body("Việt".encode(), None) == "Việt"
 
 
+@pytest.mark.parametrize("label", ["punycode", "unicode_escape", "idna", "hex"])
+def test_decode_body_ignores_codecs_no_page_is_written_in(label: str) -> None:
+    """Punycode decoding is quadratic: 2 MB of it took minutes, far past any fetch budget."""
+    body = b"-" + b"a" * 2_000_000
+    started = time.monotonic()
+    assert net.decode_body(body, label) == body.decode()
+    assert time.monotonic() - started < 1
+    assert net.decode_body(b"\\x41", label) == "\\x41"
+
+
 def test_fetch_error_is_one_line() -> None:
     err = net.FetchError("line one\nline two\r\n\x00" + "x" * 1000)
     assert "\n" not in str(err) and len(str(err)) <= 300
