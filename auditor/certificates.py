@@ -731,13 +731,13 @@ def read_pdf_token(path: str | os.PathLike[str]) -> str:
     raise AuditorError(f"{p} carries no network-trust certificate metadata")
 
 
-def certificate_dict(cert: Certificate, session: Session | None = None) -> dict[str, Any]:
+def certificate_dict(cert: Certificate) -> dict[str, Any]:
     """A JSON-able view of a stored certificate (for ``certificates list --format json``)."""
-    site_url = (cert.payload or {}).get("site")
+    payload = cert.payload or {}
     return {
-        "serial": cert.serial, "site": site_url, "system": (cert.payload or {}).get("system"),
-        "level": (cert.payload or {}).get("level"), "grade": cert.grade, "status": cert.status,
+        "serial": cert.serial, "site": payload.get("site"), "system": payload.get("system"),
+        "level": payload.get("level"), "grade": cert.grade, "status": cert.status,
         "status_reason": cert.status_reason, "status_changed_at": iso(cert.status_changed_at),
         "issued_at": iso(cert.issued_at), "expires_at": iso(cert.expires_at), "scan_id": cert.scan_id,
-        "scan_hash": (cert.payload or {}).get("scan_hash"), "token": certificate_token(cert),
+        "scan_hash": payload.get("scan_hash"), "token": certificate_token(cert),
     }

@@ -128,7 +128,8 @@ def to_sarif_dict(results: list[dict[str, Any]]) -> dict[str, Any]:
             if (st or {}).get("status") != "ok":
                 notifications.append({
                     "level": "error",
-                    "message": {"text": f"{r.get('url')}: check {name} could not test everything: {st.get('error')}"},
+                    "message": {"text": f"{r.get('url')}: check {name} could not test everything: "
+                                        f"{(st or {}).get('error')}"},
                     "descriptor": {"id": str(name)},
                 })
         for f in r.get("findings") or []:
