@@ -724,11 +724,10 @@ def follow(
     chain: list[FetchResult] = []
     seen: set[tuple[str, tuple[tuple[str, str, str, str], ...]]] = set()
     current = url
-    method = "GET"
     while True:
         seen.add((current, _cookie_state(session)))
         try:
-            result = fetch(session, current, ctx=ctx, max_bytes=max_bytes, method=method)
+            result = fetch(session, current, ctx=ctx, max_bytes=max_bytes)
         except FetchError as exc:
             exc.chain = chain
             raise
@@ -754,8 +753,6 @@ def follow(
             return chain, StopReason(f"too many redirects (more than {max_redirects})", "too_many", nxt)
         if (nxt, _cookie_state(session)) in seen:
             return chain, StopReason(f"redirect loop: {one_line(nxt, 200)} visited again", "loop", nxt)
-        if result.status == 303 and method != "HEAD":
-            method = "GET"
         current = nxt
 
 
