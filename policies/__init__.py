@@ -85,7 +85,7 @@ def load_yaml(path: Path) -> Any:
             return yaml.load(fh, Loader=_SafeLoader)  # noqa: S506 (a safe loader, C or Python)
     except FileNotFoundError:
         raise AuditorError(f"policy file not found: {path}") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AuditorError(f"cannot read policy file {path}: {first}") from None
 

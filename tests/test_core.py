@@ -108,6 +108,9 @@ def test_policy_directory_override(tmp_path) -> None:  # type: ignore[no-untyped
     p = policies.load_policy(tmp_path)
     assert p.version == "test.9"
     assert p.evaluate([_f("x.m", Severity.MEDIUM)]).grade == "F"
+    (tmp_path / "policy.yaml").write_bytes("name: Chính sách".encode("windows-1258"))
+    with pytest.raises(AuditorError, match="cannot read policy file"):
+        policies.load_policy(tmp_path)
     (tmp_path / "policy.yaml").write_text("name: [unclosed")
     with pytest.raises(AuditorError, match="cannot read policy file"):
         policies.load_policy(tmp_path)
