@@ -7,23 +7,16 @@ finding id (or none) appears.
 
 from __future__ import annotations
 
-import datetime
 import json
 import re
 import socket
-import ssl
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from loopback_http import Server, self_signed_cert, tls_server_context
 
 from auditor.check import CheckContext, CheckOutcome, Severity
 from auditor.targets import Resolver, Target
@@ -332,88 +325,6 @@ CASES: dict[str, Case] = {
 # Servers
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 5
-    disable_nagle_algorithm = True  # headers and body go out as separate writes
-    server: Server
-
-    def setup(self) -> None:
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(5)
-            self.request.do_handshake()
-        super().setup()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        self.server.seen.append(path)
-        status, headers, body = self.server.respond(path)
-        self.send_response_only(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(
-        self,
-        respond: Callable[[str], tuple[int, list[tuple[str, str]], bytes]],
-        tls: ssl.SSLContext | None = None,
-    ) -> None:
-        self.respond = respond
-        self.tls = tls
-        self.seen: list[str] = []
-        super().__init__((ADDR, 0), Handler)
-        self.port = self.server_address[1]
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = self.socket.accept()
-        if self.tls is not None:
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-def self_signed(directory: Path) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 @dataclass
 class Lab:
     https: Server
@@ -439,9 +350,7 @@ def case_name(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    cert, key = self_signed(tmp_path_factory.mktemp("http-check-cert"))
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
+    tls = tls_server_context(*self_signed_cert(tmp_path_factory.mktemp("http-check-cert"), [HOST]))
     holder: dict[str, Server] = {}
 
     def https_respond(path: str) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -504,8 +413,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             return 301, [("Location", path + "/")], b""
         return 301, [("Location", https_url)], b""
 
-    holder["https"] = Server(https_respond, tls)
-    holder["http"] = Server(http_respond)
+    # One route for every path: the case is in the path.
+    holder["https"] = Server(ADDR, {"/": lambda h: https_respond(h.path.split("?", 1)[0])}, tls)
+    holder["http"] = Server(ADDR, {"/": lambda h: http_respond(h.path.split("?", 1)[0])})
     probe = socket.socket()
     probe.bind((ADDR, 0))
     closed = probe.getsockname()[1]

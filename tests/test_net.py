@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import ipaddress
 import json
@@ -12,148 +11,21 @@ import threading
 import time
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from loopback_http import Body, Handler, Route, Server, self_signed_cert, tls_server_context
 
 from auditor import net
 from auditor.check import CheckContext
+from auditor.lab.privacy_sites import encode_cp1258
 from auditor.targets import Resolver, Target
 
 PIN_ADDR = "127.0.0.151"
 OTHER_ADDR = "127.0.0.152"
 HANG_ADDR = "127.0.0.153"
 OLD_TLS_ADDR = "127.0.0.154"
-
-Body = bytes | Iterable[bytes]
-Route = Callable[["Handler"], tuple[int, list[tuple[str, str]], Body]]
-
-
-# ------------------------------------------------------------------------------------------
-# Loopback servers
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 5
-    disable_nagle_algorithm = True  # headers and body go out as separate writes
-    server: Server
-
-    def setup(self) -> None:
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(5)
-            self.request.do_handshake()
-        super().setup()
-
-    def version_string(self) -> str:  # no "Server: BaseHTTP/0.6 Python/3.x"
-        return "test"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        self.server.seen.append(
-            {
-                "path": path,
-                "host": self.headers.get("Host"),
-                "local": self.connection.getsockname()[0],
-                "ua": self.headers.get("User-Agent"),
-                "cookie": self.headers.get("Cookie"),
-            }
-        )
-        route = self.server.routes.get(path)
-        if route is None:
-            prefixes = [p for p in self.server.routes if p.endswith("/") and path.startswith(p)]
-            route = self.server.routes[max(prefixes, key=len)] if prefixes else None
-        if route is None:
-            status, headers, body = 404, [("Content-Type", "text/plain")], b"not found"
-        else:
-            status, headers, body = route(self)
-        if status == 0:  # raw bytes, written verbatim, then hang up
-            assert isinstance(body, bytes)
-            self.wfile.write(body)
-            self.close_connection = True
-            return
-        self.send_response_only(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        if isinstance(body, bytes):
-            if not any(n.lower() == "content-length" for n, _ in headers):
-                self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        if not any(n.lower() in ("content-length", "transfer-encoding") for n, _ in headers):
-            self.close_connection = True  # body delimited by closing the connection
-        self.end_headers()
-        try:
-            for part in body:
-                self.wfile.write(part)
-                self.wfile.flush()
-        except OSError:
-            self.close_connection = True
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: str, routes: dict[str, Route], tls: ssl.SSLContext | None = None) -> None:
-        self.routes = routes
-        self.tls = tls
-        self.seen: list[dict[str, Any]] = []
-        self.snis: list[str | None] = []
-        if tls is not None:
-            tls.sni_callback = lambda _sock, name, _ctx: self.snis.append(name)  # type: ignore[assignment,misc]
-        super().__init__((address, 0), Handler)
-        self.port = self.server_address[1]
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = self.socket.accept()
-        if self.tls is not None:
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients hanging up early is part of the tests
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-def make_cert(directory: Path, names: list[str]) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return str(cert_path), str(key_path)
 
 
 def ok(body: bytes = b"ok", ctype: str = "text/plain", extra: list[tuple[str, str]] | None = None) -> Route:
@@ -206,25 +78,9 @@ def cookie_then_redirect(h: Handler) -> tuple[int, list[tuple[str, str]], Body]:
 VIETNAMESE = "Cổng thông tin điện tử — Bộ Thông tin và Truyền thông"
 
 
-def cp1258(text: str) -> bytes:
-    """Encode Vietnamese the windows-1258 way: precomposed vowels, combining tone marks."""
-    out = bytearray()
-    for ch in unicodedata.normalize("NFC", text):
-        try:
-            out += ch.encode("cp1258")
-            continue
-        except UnicodeEncodeError:
-            pass
-        base, *marks = unicodedata.normalize("NFD", ch)
-        modifiers = "".join(m for m in marks if m in "\u0302\u0306\u031b")
-        tones = "".join(m for m in marks if m not in modifiers)
-        out += unicodedata.normalize("NFC", base + modifiers).encode("cp1258") + tones.encode("cp1258")
-    return bytes(out)
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    return make_cert(tmp_path_factory.mktemp("net-cert"), ["pin.test", "other.test"])
+    return self_signed_cert(tmp_path_factory.mktemp("net-cert"), ["pin.test", "other.test"])
 
 
 @pytest.fixture(scope="module")
@@ -265,10 +121,10 @@ def servers(certs: tuple[str, str]) -> Iterator[dict[str, Any]]:
             ],
             b"cookies",
         ),
-        "/cp1258": ok(cp1258(VIETNAMESE), "text/html; charset=windows-1258"),
+        "/cp1258": ok(encode_cp1258(VIETNAMESE), "text/html; charset=windows-1258"),
         "/latin1": ok("café <b>é</b>".encode("latin-1") + b"\xff\xfe\x80", "text/html"),
         "/meta-charset": ok(
-            b'<html><head><meta charset="windows-1258"></head>' + cp1258("Hà Nội"), "text/html"
+            b'<html><head><meta charset="windows-1258"></head>' + encode_cp1258("Hà Nội"), "text/html"
         ),
         "/bogus-charset": ok(b"abc \xff", "text/html; charset=hex"),
         "/chunked": lambda _h: (
@@ -285,14 +141,10 @@ def servers(certs: tuple[str, str]) -> Iterator[dict[str, Any]]:
         "/long-header": lambda _h: (0, [], b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n"),
     }
     plain = Server(PIN_ADDR, routes)
-    cert, key = certs
-    tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls_ctx.load_cert_chain(cert, key)
-    tls = Server(PIN_ADDR, {"/echo": echo, "/cookies": routes["/cookies"]}, tls_ctx)
+    tls = Server(PIN_ADDR, {"/echo": echo, "/cookies": routes["/cookies"]}, tls_server_context(*certs))
     other = Server(OTHER_ADDR, {"/echo": echo})
 
-    old_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    old_ctx.load_cert_chain(cert, key)
+    old_ctx = tls_server_context(*certs)
     old_tls: Server | None
     try:
         with warnings.catch_warnings():
