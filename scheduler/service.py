@@ -29,6 +29,7 @@ import dataclasses
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,12 +77,27 @@ class ServiceConfig:
 class _ServiceScheduler(BackgroundScheduler):
     """Processes due jobs only while running: APScheduler's loop wakes once more after
     ``shutdown`` and would otherwise move due jobs' next run times on without running them,
-    taking those slots from any other process sharing the store."""
+    taking those slots from any other process sharing the store.
+
+    A job store error while processing (the UPDATE of a job's next run time on a locked or
+    unreachable database) would end APScheduler's thread, and with it every later run of this
+    process; here it is reported to ``on_error`` and the jobs are processed again after
+    ``jobstore_retry_interval``. The job whose update failed is still due then: its slot is
+    claimed again (``slot-taken`` if the first claim stood), so it is neither lost nor run twice.
+    """
+
+    def __init__(self, *, on_error: Callable[[Exception], None], **options: Any) -> None:
+        self._on_error = on_error
+        super().__init__(**options)
 
     def _process_jobs(self) -> float | None:
         if self.state != STATE_RUNNING:
             return None
-        return super()._process_jobs()  # type: ignore[no-any-return]
+        try:
+            return super()._process_jobs()  # type: ignore[no-any-return]
+        except Exception as exc:
+            self._on_error(exc)
+            return float(self.jobstore_retry_interval)
 
 
 class Service:
@@ -105,6 +121,7 @@ class Service:
             claim=self._claim, execute=self.execute, missed=self._missed, workers=config.workers
         )
         self.scheduler = _ServiceScheduler(
+            on_error=self._on_scheduler_error,
             jobstores={"default": SiteJobStore(engine=self.engine, tablename=JOBS_TABLE)},
             executors={"default": self.executor},
             job_defaults={"coalesce": True, "max_instances": 1},
@@ -221,6 +238,11 @@ class Service:
             return False
         self.log.emit("run_missed", site=site_url, slot=iso_ms(slot), late_s=late_s)
         return True
+
+    def _on_scheduler_error(self, exc: Exception) -> None:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        self.log.emit("scheduler_error", error=f"{type(exc).__name__}: {text}",
+                      retry_in_s=self.scheduler.jobstore_retry_interval)
 
     def _on_job_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_MAX_INSTANCES:

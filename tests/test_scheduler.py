@@ -352,6 +352,43 @@ def test_weekly_jobs_spread_over_the_week_on_a_stable_grid() -> None:
     assert clone.get_next_fire_time(None, now) == first
 
 
+def test_a_job_store_error_does_not_end_the_scheduler_thread(db_url: str) -> None:
+    """An UPDATE of the job store failing (database locked) is retried: the slot is claimed
+    again, later slots still come (APScheduler alone would let its thread die)."""
+    from sqlalchemy.exc import OperationalError
+
+    from scheduler.executor import SlotExecutor
+    from scheduler.jobs import SiteJobStore
+    from scheduler.service import _ServiceScheduler
+
+    class FlakyStore(SiteJobStore):
+        failures = 1
+
+        def update_job(self, job: Any) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise OperationalError("UPDATE apscheduler_jobs", {}, Exception("database is locked"))
+            super().update_job(job)
+
+    claimed: list[datetime] = []
+    errors: list[Exception] = []
+    executor = SlotExecutor(claim=lambda url, slot: claimed.append(slot), execute=lambda *a: None,
+                            missed=lambda *a: True, workers=1)
+    sched = _ServiceScheduler(on_error=errors.append, jobstores={"default": FlakyStore(engine=scheduler_engine(db_url))},
+                              executors={"default": executor}, timezone=UTC, jobstore_retry_interval=0.1)
+    sched.add_job(print, trigger=SpreadIntervalTrigger(1), args=["https://x.example.gov.vn/"], id="j",
+                  coalesce=True, max_instances=1, misfire_grace_time=60)
+    sched.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(claimed) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sched.shutdown(wait=False)
+    assert len(errors) == 1 and "database is locked" in str(errors[0])
+    assert len(claimed) >= 3 and claimed[0] == claimed[1] < claimed[2]
+
+
 # -- run bookkeeping in the database -------------------------------------------------------------
 
 
