@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from loopback_http import Server, self_signed_cert, tls_server_context
 
 from auditor.check import CheckContext, CheckOutcome, Severity
+from auditor.lab.server import reserve_closed_port
 from auditor.targets import Resolver, Target
 from checks.http import HTTPCheck, parse_csp, parse_hsts, parse_set_cookie
 
@@ -416,13 +416,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     # One route for every path: the case is in the path.
     holder["https"] = Server(ADDR, {"/": lambda h: https_respond(h.path.split("?", 1)[0])}, tls)
     holder["http"] = Server(ADDR, {"/": lambda h: http_respond(h.path.split("?", 1)[0])})
-    probe = socket.socket()
-    probe.bind((ADDR, 0))
-    closed = probe.getsockname()[1]
-    probe.close()
-    yield Lab(holder["https"], holder["http"], closed)
+    closed = reserve_closed_port(ADDR)  # bound, never listening: refused, and no one else's
+    yield Lab(holder["https"], holder["http"], closed.getsockname()[1])
     holder["https"].stop()
     holder["http"].stop()
+    closed.close()
 
 
 def run_check(target: Target, **params: Any) -> CheckOutcome:

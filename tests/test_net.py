@@ -20,6 +20,7 @@ from loopback_http import Body, Handler, Route, Server, self_signed_cert, tls_se
 from auditor import net
 from auditor.check import CheckContext
 from auditor.lab.privacy_sites import encode_cp1258
+from auditor.lab.server import reserve_closed_port
 from auditor.targets import Resolver, Target
 
 PIN_ADDR = "127.0.0.151"
@@ -86,10 +87,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def servers(certs: tuple[str, str]) -> Iterator[dict[str, Any]]:
     # A port with nothing listening.
-    probe = socket.socket()
-    probe.bind((PIN_ADDR, 0))
-    closed_port = probe.getsockname()[1]
-    probe.close()
+    closed = reserve_closed_port(PIN_ADDR)
+    closed_port = closed.getsockname()[1]
 
     routes: dict[str, Route] = {
         "/echo": echo,
@@ -184,6 +183,7 @@ def servers(certs: tuple[str, str]) -> Iterator[dict[str, Any]]:
         if s is not None:
             s.stop()
     hang.close()
+    closed.close()
     for conn in held:
         conn.close()
 
