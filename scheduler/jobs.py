@@ -53,7 +53,7 @@ def rerun_site(url: str, *, slot: datetime | None = None, run_id: int | None = N
 
 
 class SiteJobStore(SQLAlchemyJobStore):
-    """The SQLAlchemy job store, tolerant of other processes sharing it.
+    """The SQLAlchemy job store on the tool's engine, tolerant of other processes sharing it.
 
     Another scheduler process may remove or replace a job between our read and our write;
     APScheduler would let the ``JobLookupError`` escape its main loop. Here it is ignored:
@@ -67,6 +67,9 @@ class SiteJobStore(SQLAlchemyJobStore):
     def remove_job(self, job_id: str) -> None:
         with contextlib.suppress(JobLookupError):
             super().remove_job(job_id)
+
+    def shutdown(self) -> None:
+        """Leave the engine alone: it is the tool's shared engine (APScheduler disposes it)."""
 
 
 class EditingScheduler(BaseScheduler):

@@ -18,6 +18,7 @@ import threading
 import time
 from datetime import datetime
 
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import UniqueConstraint, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -60,7 +61,7 @@ _READY_LOCK = threading.Lock()
 
 
 def scheduler_engine(db: str | None) -> Engine:
-    """The tool's engine with the scheduler's table and run guard in place (once per process)."""
+    """The tool's engine with the scheduler's tables and run guard in place (once per process)."""
     engine = storage.get_engine(db)
     key = str(engine.url)
     with _READY_LOCK:
@@ -73,6 +74,8 @@ def scheduler_engine(db: str | None) -> Engine:
             # Two processes starting at once may both find a table missing; the loser retries.
             try:
                 ScheduleSetting.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+                # APScheduler's job store creates its table on start without this retry.
+                SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE).jobs_t.create(engine, checkfirst=True)
                 with engine.begin() as conn:
                     conn.execute(text(ACTIVE_RUN_INDEX_DDL))
                 break

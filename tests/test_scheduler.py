@@ -392,6 +392,16 @@ def test_a_job_store_error_does_not_end_the_scheduler_thread(db_url: str) -> Non
 # -- run bookkeeping in the database -------------------------------------------------------------
 
 
+def test_scheduler_tables_come_first_and_the_shared_engine_stays_open(db_url: str) -> None:
+    engine = scheduler_engine(db_url)
+    with engine.connect() as conn:  # before any job store started (two processes may start at once)
+        assert conn.exec_driver_sql("SELECT count(*) FROM apscheduler_jobs").scalar() == 0
+    pool = engine.pool
+    with paused_scheduler(db_url):
+        pass
+    assert engine.pool is pool  # the job store's shutdown did not dispose the tool's engine
+
+
 def test_claims_deduplicate_slots_and_refuse_a_second_active_run(db_url: str) -> None:
     engine = scheduler_engine(db_url)
     url = "https://portal.example.gov.vn/"
