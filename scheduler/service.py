@@ -260,14 +260,23 @@ class Service:
 
     def execute(self, site_url: str, slot: datetime, run_id: int) -> dict[str, Any]:
         """Re-audit one site for one claimed run."""
-        if self._stopping.is_set():
-            if runs.interrupt(self.engine, run_id, "scheduler stopped before the run started"):
-                self.log.emit("run_interrupted", run_id=run_id, site=site_url, was="queued", by="stop")
-            return {"status": "interrupted"}
-        if not runs.mark_started(self.engine, run_id):
-            self.log.emit("run_skipped", site=site_url, run_id=run_id, reason="no-longer-queued")
-            return {"status": "skipped"}
+        # In the guard before the stop flag is read: a stop that begins meanwhile is either
+        # seen here or finds this run in the guard (and waits for it, then interrupts it).
         self.guard.add(run_id, site_url)
+        try:
+            if self._stopping.is_set():
+                if runs.interrupt(self.engine, run_id, "scheduler stopped before the run started"):
+                    self.log.emit("run_interrupted", run_id=run_id, site=site_url, was="queued", by="stop")
+                return {"status": "interrupted"}
+            if not runs.mark_started(self.engine, run_id):
+                self.log.emit("run_skipped", site=site_url, run_id=run_id, reason="no-longer-queued")
+                return {"status": "skipped"}
+            return self._scan_and_finish(site_url, slot, run_id)
+        finally:
+            self.guard.discard(run_id)
+
+    def _scan_and_finish(self, site_url: str, slot: datetime, run_id: int) -> dict[str, Any]:
+        """The started run: scan, certificate, registry, then ``finished`` or ``failed``."""
         with self._links_lock:
             self._links[site_url] = run_id
         self.log.emit("run_started", site=site_url, slot=iso_ms(slot), run_id=run_id)
@@ -305,7 +314,6 @@ class Service:
         finally:
             with self._links_lock:
                 self._links.pop(site_url, None)
-            self.guard.discard(run_id)
 
     def _certificate(self, site_url: str, scan_id: int, outcome: dict[str, Any]) -> str | None:
         """Renew/keep/suspend/reinstate, then tell the owner. Returns a problem or None."""
