@@ -42,7 +42,7 @@ import policies
 from auditor import storage
 from auditor.check import Severity
 from auditor.errors import AuditorError
-from auditor.models import Certificate, FindingRecord, InformationSystem, Scan, Site, utcnow
+from auditor.models import Certificate, CheckRun, FindingRecord, InformationSystem, Scan, Site, utcnow
 from auditor.scanning import iso
 
 KEY_ENV = "AUDITOR_ISSUER_KEY"
@@ -80,6 +80,7 @@ RULE_IDS = (
     "grade.minimum",
     "findings.severity",
     "checks.completed",
+    "reputation.feeds",  # only when the policy requires the reputation check
     "level.requirements",
 )
 
@@ -176,8 +177,38 @@ def certificate_rules(
         "; ".join(problems) if problems else "checks completed: " + ", ".join(sorted(ran)),
     ))
 
+    if feeds_rule_applies(pol):
+        feeds_rule = _feeds_rule(session, scan)
+        if feeds_rule is not None:
+            out.append(feeds_rule)
     out.append(_level_rule(session, site, pol, bool(cfg.get("require_level_requirements", True))))
     return out
+
+
+def feeds_rule_applies(pol: policies.Policy) -> bool:
+    """Whether certificates need the reputation check to have used real feeds (policy default: yes)."""
+    cfg = pol.certificate
+    return "reputation" in [str(c) for c in cfg.get("require_checks", [])] and bool(cfg.get("require_real_feeds", True))
+
+
+def _feeds_rule(session: Session, scan: Scan) -> RuleCheck | None:
+    """The reputation check must have used real blocklist feeds, not the built-in test sample.
+
+    None when the check did not run: ``checks.completed`` already says so.
+    """
+    run = session.exec(
+        select(CheckRun).where(CheckRun.scan_id == scan.id, CheckRun.check == "reputation")
+    ).first()
+    if run is None:
+        return None
+    feeds = (run.evidence or {}).get("feeds") or {}
+    if not feeds:
+        return RuleCheck("reputation.feeds", False, "no record of the blocklist feeds the reputation check used")
+    if feeds.get("builtin_sample"):
+        return RuleCheck("reputation.feeds", False,
+                         "blocklists checked only against the built-in sample feed: scan with --feeds DIR "
+                         "or AUDITOR_FEEDS")
+    return RuleCheck("reputation.feeds", True, f"blocklist feeds: {feeds.get('directory') or 'given'}")
 
 
 def forbidden_severities(pol: policies.Policy) -> list[str]:

@@ -431,7 +431,9 @@ def feed_dir_for(options: dict[str, Any] | None = None) -> tuple[Path, bool]:
     """
     chosen = (options or {}).get("feeds_dir") or os.environ.get(ENV_FEEDS)
     if chosen:
-        return Path(str(chosen)).expanduser(), False
+        path = Path(str(chosen)).expanduser()
+        # Naming the sample explicitly does not make it a real blocklist.
+        return path, path.resolve() == SAMPLE_DIR.resolve()
     return SAMPLE_DIR, True
 
 

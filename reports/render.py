@@ -139,7 +139,9 @@ def qr_svg(text: str) -> str:
 
 def _criteria_texts(cert: Certificate, t: Messages, pol: policies.Policy) -> list[str]:
     """What the certificate says it met: the certificate rules of the policy, in words."""
-    rules = [r for r in certificates.RULE_IDS if r != "findings.severity" or certificates.forbidden_severities(pol)]
+    rules = [r for r in certificates.RULE_IDS
+             if (r != "findings.severity" or certificates.forbidden_severities(pol))
+             and (r != "reputation.feeds" or certificates.feeds_rule_applies(pol))]
     return [rule_title(r, t, pol, system=cert.system_id is not None) for r in rules]
 
 

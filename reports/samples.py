@@ -34,6 +34,7 @@ ISSUER = "Đơn vị đánh giá an toàn thông tin (bản mẫu)"
 
 def generate(out: Path, *, first_address: str = "127.0.4.100") -> list[Path]:
     from auditor import certificates, storage
+    from auditor.feeds import SAMPLE_DIR
     from auditor.inventory import parse_yaml, store_records
     from auditor.lab.sites import LAB_SITES, Lab
     from auditor.scanning import Auditor, ScanRequest
@@ -50,9 +51,12 @@ def generate(out: Path, *, first_address: str = "127.0.4.100") -> list[Path]:
             good, weak, alone = (lab.site(n) for n in names)
             with storage.session_scope(db) as s:
                 store_records(s, parse_yaml(SYSTEM_YAML.format(a=good.url, b=weak.url)))
+            # The demo's own feed directory (a copy of the sample): certificates refuse the built-in one.
+            feeds = Path(tmp) / "feeds"
+            shutil.copytree(SAMPLE_DIR, feeds)
             request = ScanRequest(targets=[good.url, weak.url, alone.url], resolve=lab.resolve_args,
                                   ca_file=str(lab.ca_file), allow_dns=False, timeout=5.0,
-                                  options={"ports": "80,443"})
+                                  options={"ports": "80,443", "feeds_dir": str(feeds)})
             auditor = Auditor(db=db)
             auditor.scan(request)
             auditor.scan(request)  # two scans, so that the history chart has a line

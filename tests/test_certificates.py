@@ -27,6 +27,7 @@ from sqlmodel import select
 from auditor import certificates as C
 from auditor import storage
 from auditor.errors import AuditorError
+from auditor.feeds import SAMPLE_DIR
 from auditor.models import Certificate, FindingRecord, Scan, utcnow
 from auditor.scanning import Auditor, ScanRequest
 
@@ -52,16 +53,19 @@ def env(tmp_path_factory: pytest.TempPathFactory, lab) -> Iterator[dict[str, str
     base = tmp_path_factory.mktemp("certs")
     db = f"sqlite:///{base / 'certs.db'}"
     key = base / "keys" / "issuer.pem"
+    # A user's own feed directory (a copy of the sample): certificates refuse the built-in sample.
+    feeds = base / "feeds"
+    shutil.copytree(SAMPLE_DIR, feeds)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AUDITOR_ISSUER_KEY", str(key))
         good, bad = lab.site("good"), lab.site("cert-expired")
         results = Auditor(db=db).scan(ScanRequest(
             targets=[good.url, bad.url], resolve=lab.resolve_args, ca_file=str(lab.ca_file),
-            allow_dns=False, checks=CERT_CHECKS, timeout=5.0,
+            allow_dns=False, checks=CERT_CHECKS, timeout=5.0, options={"feeds_dir": str(feeds)},
         ))
         assert [r["grade"] for r in results] == ["A", "F"], results
         yield {"db": db, "key": str(key), "good": good.url, "bad": bad.url, "dir": str(base),
-               "resolve": lab.resolve_args, "ca": str(lab.ca_file)}
+               "resolve": lab.resolve_args, "ca": str(lab.ca_file), "feeds": str(feeds)}
 
 
 def _text(pdf: Path) -> str:
@@ -294,7 +298,8 @@ def test_suspend_reinstate_renew(env, issued) -> None:  # type: ignore[no-untype
 def test_revoked_and_expired(env, issued, cli) -> None:  # type: ignore[no-untyped-def]
     # A second real scan, certified as if 400 days ago: its 365-day validity has ended.
     Auditor(db=env["db"]).scan(ScanRequest(targets=[env["good"]], resolve=env["resolve"], ca_file=env["ca"],
-                                           allow_dns=False, checks=CERT_CHECKS, timeout=5.0))
+                                           allow_dns=False, checks=CERT_CHECKS, timeout=5.0,
+                                    options={"feeds_dir": env["feeds"]}))
     with storage.session_scope(env["db"]) as s:
         old = C.issue_certificate(s, env["good"], key_path=env["key"], now=utcnow() - timedelta(days=400))
         assert old.serial != issued["serial"]
@@ -335,7 +340,8 @@ def test_system_site_certificate_names_system_and_level(env, tmp_path, cli) -> N
     with storage.session_scope(db) as s:
         store_records(s, parse_yaml(record))
     Auditor(db=db).scan(ScanRequest(targets=[env["good"]], resolve=env["resolve"], ca_file=env["ca"],
-                                    allow_dns=False, checks=CERT_CHECKS, timeout=5.0))
+                                    allow_dns=False, checks=CERT_CHECKS, timeout=5.0,
+                                    options={"feeds_dir": env["feeds"]}))
     # The default policy asks every level requirement to be met: owner attestations are missing.
     r = cli("certify", env["good"], "--db", db, "--key", env["key"])
     assert r.code == 1 and "FAILED level.requirements" in r.out and "needs_attestation" in r.out, r
@@ -365,7 +371,8 @@ def test_system_site_certificate_names_system_and_level(env, tmp_path, cli) -> N
 def test_newest_scan_failing_refuses_even_after_an_older_pass(env, tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
     db = f"sqlite:///{tmp_path / 'failed.db'}"
     Auditor(db=db).scan(ScanRequest(targets=[env["good"]], resolve=env["resolve"], ca_file=env["ca"],
-                                    allow_dns=False, checks=CERT_CHECKS, timeout=5.0))
+                                    allow_dns=False, checks=CERT_CHECKS, timeout=5.0,
+                                    options={"feeds_dir": env["feeds"]}))
     with storage.session_scope(db) as s:
         old = s.exec(select(Scan)).one()
         s.add(Scan(site_id=old.site_id, url=old.url, host=old.host, port=old.port, status="failed",
@@ -398,3 +405,15 @@ def test_concurrent_first_use_makes_one_complete_key(tmp_path) -> None:  # type:
     assert {C.key_id(k.public_key()) for k in keys} == {on_disk}
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["issuer.pem"]  # no temporary file left
+
+
+def test_the_builtin_sample_feed_is_not_enough_for_a_certificate(env, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'sample.db'}"
+    for options in ({}, {"feeds_dir": str(SAMPLE_DIR)}):  # by default, or named explicitly
+        Auditor(db=db).scan(ScanRequest(targets=[env["good"]], resolve=env["resolve"], ca_file=env["ca"],
+                                        allow_dns=False, checks=CERT_CHECKS, timeout=5.0, options=options))
+        r = cli("certify", env["good"], "--db", db, "--key", env["key"])
+        assert r.code == 1, r
+        failed = [line.split()[1].rstrip(":") for line in r.out.splitlines() if line.strip().startswith("FAILED")]
+        assert failed == ["reputation.feeds"], r.out
+        assert "built-in sample feed" in r.out
