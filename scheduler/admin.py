@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from sqlalchemy import desc
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from auditor import storage
 from auditor.errors import AuditorError
 from auditor.models import InformationSystem, ScheduleRun, utcnow
 from auditor.targets import parse_target
-from scheduler.jobs import EditingScheduler, SiteJobStore, job_id, plan_sites, reconcile
+from scheduler.jobs import EditingScheduler, SiteJobStore, SitePlan, job_id, plan_sites, reconcile
 from scheduler.store import JOBS_TABLE, ScheduleSetting, scheduler_engine
 
 
@@ -42,12 +42,18 @@ def paused_scheduler(db: str | None) -> Iterator[EditingScheduler]:
         scheduler.shutdown(wait=False)
 
 
-def sync(db: str | None) -> dict[str, int]:
+def _sync_with(scheduler: EditingScheduler, db: str | None) -> list[SitePlan]:
+    """Bring ``scheduler``'s job store in line with the inventory and the settings."""
+    with storage.session_scope(db) as session:
+        plans = plan_sites(session)
+    reconcile(scheduler, plans, utcnow(), lambda *a, **k: None)
+    return plans
+
+
+def sync(db: str | None) -> None:
     """Bring the job store in line with the inventory and the settings."""
     with paused_scheduler(db) as scheduler:
-        with storage.session_scope(db) as session:
-            plans = plan_sites(session)
-        return reconcile(scheduler, plans, utcnow(), lambda *a, **k: None)
+        _sync_with(scheduler, db)
 
 
 def normalise_url(url: str) -> str:
@@ -132,22 +138,23 @@ class ScheduleRow:
 
 
 def list_schedule(db: str | None) -> list[ScheduleRow]:
-    sync(db)
+    """Every enrolled site (the job store synced first), with its next and latest run."""
     with paused_scheduler(db) as scheduler:
+        plans = _sync_with(scheduler, db)
         jobs = {job.id: job for job in scheduler.get_jobs()}
-    out = []
+    latest_ids = select(func.max(ScheduleRun.id)).group_by(ScheduleRun.site_url)  # type: ignore[arg-type]
     with storage.session_scope(db) as session:
-        for plan in plan_sites(session):
-            last = session.exec(
-                select(ScheduleRun).where(ScheduleRun.site_url == plan.url).order_by(desc(ScheduleRun.id))  # type: ignore[arg-type]
-            ).first()
-            job = jobs.get(job_id(plan.url))
-            out.append(ScheduleRow(
-                url=plan.url, system=plan.system_name, schedule=plan.spec, source=plan.source, state=plan.state,
-                assessed=plan.assessed, next_run=job.next_run_time if job else None,
-                last_status=last.status if last else None,
-                last_at=(last.finished_at or last.started_at or last.queued_at) if last else None,
-                last_error=last.error if last else None,
-            ))
+        latest = {r.site_url: r for r in session.exec(select(ScheduleRun).where(ScheduleRun.id.in_(latest_ids)))}  # type: ignore[union-attr]
+    out = []
+    for plan in plans:
+        last = latest.get(plan.url)
+        job = jobs.get(job_id(plan.url))
+        out.append(ScheduleRow(
+            url=plan.url, system=plan.system_name, schedule=plan.spec, source=plan.source, state=plan.state,
+            assessed=plan.assessed, next_run=job.next_run_time if job else None,
+            last_status=last.status if last else None,
+            last_at=(last.finished_at or last.started_at or last.queued_at) if last else None,
+            last_error=last.error if last else None,
+        ))
     return out
 
