@@ -69,6 +69,16 @@ class AdminHit(NamedTuple):
     details: dict[str, Any]
 
 
+class AdminProbe(NamedTuple):
+    """What the probe found: ``hits`` (empty, or one finding naming every exposed path) and
+    ``untested``, the paths it could not judge (time budget spent, timeouts, TLS or protocol
+    errors) with the first ``reason`` — an untested path is never counted as safe."""
+
+    hits: list[AdminHit]
+    untested: list[str]
+    reason: str | None
+
+
 _PASSWORD_RE = re.compile(r"""<input\b[^>]*\btype\s*=\s*["']?password\b""", re.I)
 _REALM_RE = re.compile(r"""realm\s*=\s*(?:"([^"]*)"|([^\s,]+))""", re.I)
 
@@ -115,13 +125,14 @@ def login_page(result: FetchResult) -> Login | None:
     return Login("login form with a password field", signature)
 
 
-def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) -> list[AdminHit]:
-    """Fetch the admin paths (policy parameter ``http.admin_paths``) and report login pages:
-    an empty list, or one hit that names every exposed path.
+def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) -> AdminProbe:
+    """Fetch the admin paths (policy parameter ``http.admin_paths``) and report login pages.
 
     Bounded: at most ``MAX_PATHS`` paths, ``MAX_BYTES`` per page, ``MAX_REDIRECTS`` redirects
     on the site's own host, and the ``http.admin_max_seconds`` budget (default 30 s) within
-    the site deadline. Network errors on one path are skipped (a closed path is not exposed).
+    the site deadline. A refused or closed connection means the path is not exposed; any
+    other failure, or the budget running out, leaves the path untested. When the baseline
+    (a path that cannot exist) cannot be fetched, no path can be judged against it.
     """
     paths = ctx.param("http.admin_paths", DEFAULT_ADMIN_PATHS)
     if isinstance(paths, str):
@@ -133,17 +144,29 @@ def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) ->
     budget = CheckContext(timeout=ctx.timeout, deadline=stop_at)
     origin = target.origin
 
+    untested: list[str] = []
+    reasons: list[str] = []
+
     def get(path: str) -> FetchResult | None:
+        """The final response, or None when the path is closed (refused) or untested."""
         if budget.remaining() < 1:
+            untested.append(path)
+            reasons.append(f"time budget of {ctx.param('http.admin_max_seconds', 30)} s spent")
             return None
         try:
             chain, _stop = follow(session, origin + path, ctx=budget, max_bytes=MAX_BYTES,
                                   max_redirects=MAX_REDIRECTS, allowed_hosts={target.host})
-        except FetchError:
+        except FetchError as exc:
+            if exc.kind not in ("refused", "closed"):
+                untested.append(path)
+                reasons.append(exc.message)
             return None
         return chain[-1] if chain else None
 
-    baseline = get(f"/auditor-baseline-{secrets.token_hex(8)}")
+    baseline_path = f"/auditor-baseline-{secrets.token_hex(8)}"
+    baseline = get(baseline_path)
+    if untested:  # without the baseline a catch-all login would look like an exposed admin path
+        return AdminProbe([], list(paths), f"baseline request failed: {reasons[0]}")
     baseline_login = login_page(baseline) if baseline is not None else None
     # The login a path that cannot exist gets is the site's catch-all, not an admin path.
     seen: set[tuple[str, ...]] = {baseline_login.signature} if baseline_login else set()
@@ -158,12 +181,13 @@ def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) ->
         exposed.append(
             {"path": path, "final_url": result.url, "status": result.status, "reason": login.reason}
         )
+    reason = reasons[0] if reasons else None
     if not exposed:
-        return []
+        return AdminProbe([], untested, reason)
     parts = []
     for e in exposed:
         via = "" if e["final_url"] == origin + e["path"] else f" → {urlsplit(e['final_url']).path}"
         parts.append(f"{e['path']}{via} ({e['reason']}, HTTP {e['status']})")
     evidence = one_line("login reachable at " + "; ".join(parts), 300)
     # One finding per id (the http check's rule); every path is in the details.
-    return [AdminHit(FINDING_ID, evidence, exposed[0]["final_url"], {"paths": exposed})]
+    return AdminProbe([AdminHit(FINDING_ID, evidence, exposed[0]["final_url"], {"paths": exposed})], untested, reason)

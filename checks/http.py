@@ -752,9 +752,14 @@ class HTTPCheck(Check):
         findings += self._page_findings(final, evidence)
         with make_session(ctx, target) as session:
             admin = probe_admin(session, target, ctx)
-        evidence["admin_paths"] = [p for hit in admin for p in hit.details["paths"]]
-        findings += [self.finding(hit.id, hit.evidence, url=hit.url, **hit.details) for hit in admin]
-        return CheckOutcome(findings=findings, evidence=evidence)
+        evidence["admin_paths"] = [p for hit in admin.hits for p in hit.details["paths"]]
+        findings += [self.finding(hit.id, hit.evidence, url=hit.url, **hit.details) for hit in admin.hits]
+        error = None
+        if admin.untested:
+            evidence["admin_untested"] = admin.untested
+            shown = ", ".join(admin.untested[:5]) + (f" and {len(admin.untested) - 5} more" if len(admin.untested) > 5 else "")
+            error = one_line(f"admin paths not tested: {shown} ({admin.reason})", 300)
+        return CheckOutcome(findings=findings, evidence=evidence, error=error)
 
     # -- plain HTTP ------------------------------------------------------------------------
 

@@ -101,7 +101,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Targ
 def probe(target: Target) -> list:  # type: ignore[type-arg]
     ctx = CheckContext(timeout=5)
     with make_session(ctx, target) as session:
-        return probe_admin(session, target, ctx)
+        result = probe_admin(session, target, ctx)
+    assert result.untested == [], result.reason
+    return result.hits
 
 
 def paths_of(hits: list) -> list[str]:  # type: ignore[type-arg]
@@ -140,7 +142,7 @@ def test_paths_are_a_policy_parameter(servers: dict[str, Target]) -> None:
     t = servers["exposed"]
     ctx = CheckContext(timeout=5, params={"http.admin_paths": "/manager/html, quantri"})
     with make_session(ctx, t) as session:
-        hits = probe_admin(session, t, ctx)
+        hits = probe_admin(session, t, ctx).hits
     assert paths_of(hits) == ["/manager/html"]
 
 
@@ -157,8 +159,12 @@ def test_time_budget_bounds_every_fetch() -> None:
         ctx = CheckContext(timeout=5, params={"http.admin_max_seconds": 1})
         started = time.monotonic()
         with make_session(ctx, t) as session:
-            assert probe_admin(session, t, ctx) == []
+            result = probe_admin(session, t, ctx)
         assert time.monotonic() - started < 3
+        # Nothing answered: no finding, and every path is reported untested, never safe.
+        assert result.hits == []
+        assert result.untested == list(DEFAULT_ADMIN_PATHS)
+        assert result.reason and result.reason.startswith("baseline request failed")
     finally:
         silent.close()
 
