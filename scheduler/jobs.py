@@ -79,9 +79,6 @@ class EditingScheduler(BaseScheduler):
     and processes due jobs, moving their next run time on without running them.)
     """
 
-    def shutdown(self, wait: bool = True) -> None:
-        super().shutdown(wait)
-
     def wakeup(self) -> None:
         pass
 
