@@ -91,17 +91,16 @@ class Worker:
         return cls(parts[0], int(parts[1]), parts[2])
 
 
-def worker_alive(text: str, *, started: datetime | None, stale_after: timedelta, now: datetime) -> bool:
+def worker_alive(text: str, *, me: Worker, started: datetime | None, stale_after: timedelta,
+                 now: datetime) -> bool:
     """Whether the process that wrote ``worker`` may still be running the run.
 
     On this host it is exact (pid and start time). A worker on another host cannot be
     probed: its run counts as alive until ``stale_after`` has passed since it started.
+    ``me`` is this process.
     """
-    me = Worker.current()
     other = Worker.parse(text)
-    if other is None:
-        return started is not None and now - started < stale_after
-    if other.host != me.host:
+    if other is None or other.host != me.host:
         return started is not None and now - started < stale_after
     if other.pid == me.pid:
         return other.token == me.token
@@ -224,10 +223,11 @@ def reap_dead(engine: Engine, *, stale_after: timedelta) -> list[Reaped]:
             select(RUNS.c.id, RUNS.c.site_url, RUNS.c.worker, RUNS.c.status, RUNS.c.started_at, RUNS.c.queued_at)
             .where(RUNS.c.status.in_(ACTIVE_STATES))
         ).all()
+    me = Worker.current()
     reaped = []
     for row in rows:
         started = row.started_at or row.queued_at
-        if worker_alive(row.worker, started=started, stale_after=stale_after, now=now):
+        if worker_alive(row.worker, me=me, started=started, stale_after=stale_after, now=now):
             continue
         reason = f"worker {row.worker} stopped during the run"
         if interrupt(engine, row.id, reason):
