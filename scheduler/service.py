@@ -333,10 +333,10 @@ class Service:
         return None
 
     def _notify(self, site_url: str, scan_id: int, result: lifecycle.Outcome) -> None:
-        owner = lifecycle.owner_of(self.config.db, site_url)
         if self.config.smtp is None:
             self.log.emit("notify_skipped", site=site_url, reason="no SMTP host configured")
             return
+        owner = lifecycle.owner_of(self.config.db, site_url)
         if not owner.contact:
             self.log.emit("notify_skipped", site=site_url, reason="the site's system has no owner contact")
             return
