@@ -754,11 +754,14 @@ class HTTPCheck(Check):
             admin = probe_admin(session, target, ctx)
         evidence["admin_paths"] = [p for hit in admin.hits for p in hit.details["paths"]]
         findings += [self.finding(hit.id, hit.evidence, url=hit.url, **hit.details) for hit in admin.hits]
-        error = None
+        problems = []
+        if evidence.get("untested"):
+            problems.append(f"page body incomplete ({final.body_error}): not tested: " + ", ".join(evidence["untested"]))
         if admin.untested:
             evidence["admin_untested"] = admin.untested
             shown = ", ".join(admin.untested[:5]) + (f" and {len(admin.untested) - 5} more" if len(admin.untested) > 5 else "")
-            error = one_line(f"admin paths not tested: {shown} ({admin.reason})", 300)
+            problems.append(f"admin paths not tested: {shown} ({admin.reason})")
+        error = one_line("; ".join(problems), 400) if problems else None
         return CheckOutcome(findings=findings, evidence=evidence, error=error)
 
     # -- plain HTTP ------------------------------------------------------------------------
@@ -946,7 +949,14 @@ class HTTPCheck(Check):
         header_policies = [p for v in header_csp for p in parse_csp(v)]
         meta_policies = [p for v in page.meta_csp for p in parse_csp(v)]
         policies = header_policies + meta_policies
-        if not policies:
+        # A body cut short by an error or the deadline (not by the size cap) may have lost the
+        # <meta> policies: their absence is then untested, not a finding.
+        incomplete = final.body_error is not None
+        if incomplete:
+            evidence["untested"] = []
+        if not policies and incomplete:
+            evidence["untested"].append("Content-Security-Policy")
+        elif not policies:
             report_only = final.header_values("Content-Security-Policy-Report-Only")
             text = f"no Content-Security-Policy header or <meta> on {url}"
             if report_only:
@@ -1008,7 +1018,9 @@ class HTTPCheck(Check):
         rp_header = final.header_values("Referrer-Policy")
         policy, source = effective_referrer_policy(rp_header, page.meta_referrer)
         evidence["referrer_policy"] = {"effective": policy, "source": source}
-        if policy is None or policy in _WEAK_REFERRER:
+        if policy is None and incomplete:
+            evidence["untested"].append("Referrer-Policy")
+        elif policy is None or policy in _WEAK_REFERRER:
             if policy is None:
                 text = "no Referrer-Policy header or <meta name=referrer>"
                 if rp_header:

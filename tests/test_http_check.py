@@ -380,6 +380,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             )
         if name == "loop":
             return 302, [("Location", "/case/loop")], b""
+        if name == "cut_body":  # promises 100 kB, sends the start of <head>, hangs up
+            head = "".join(f"{k}: {v}\r\n" for k, v in BASE_HEADERS
+                           if k.lower() not in ("content-security-policy", "referrer-policy", "set-cookie"))
+            return 0, [], (f"HTTP/1.1 200 OK\r\n{head}Content-Type: text/html\r\nContent-Length: 100000\r\n\r\n"
+                           "<html><head><title>cut</title>").encode()
         if name == "hostile":
             long_value = "nginx/1.2.3 " + "A" * 5000
             return (
@@ -591,3 +596,13 @@ def test_parsers() -> None:
         True,
     )
     assert "zz" not in cookie.attributes
+
+
+def test_body_cut_short_leaves_meta_policies_untested(lab: Lab) -> None:
+    """Without CSP and Referrer-Policy headers, a body that breaks off may have lost the <meta>
+    tags: no csp.missing or referrer finding, and the check says what it could not test."""
+    outcome = run_check(lab.target("cut_body"))
+    assert outcome.evidence["final"]["body_error"]
+    assert not ids(outcome) & {"http.csp.missing", "http.referrer_policy.weak"}
+    assert outcome.error and "page body incomplete" in outcome.error
+    assert "Content-Security-Policy" in outcome.error and "Referrer-Policy" in outcome.error
