@@ -79,6 +79,10 @@ class EditingScheduler(BaseScheduler):
     and processes due jobs, moving their next run time on without running them.)
     """
 
+    def shutdown(self, wait: bool = True) -> None:
+        """Required: ``BaseScheduler`` declares ``shutdown`` abstract (it has a body to reuse)."""
+        super().shutdown(wait)
+
     def wakeup(self) -> None:
         pass
 
