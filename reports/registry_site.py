@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -35,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import func, inspect
 from sqlmodel import Session, select
@@ -204,11 +205,25 @@ def verify_href(serial: str, verify_url: str | None) -> str | None:
     return f"certificates/{serial}.json"
 
 
-def render_html(entries: list[dict[str, Any]], generated_at: str, *, verify_url: str | None,
-                issuer_key: bool) -> bytes:
-    env = _environment()
+@functools.cache
+def _page() -> tuple[Template, Markup, Markup, str]:
+    """The page template, its inline style and script, and the CSP that allows exactly those.
+
+    Read and compiled once per process: the scheduler rebuilds the registry after every run.
+    """
     style = (TEMPLATES / "registry.css").read_text(encoding="utf-8")
     script = (TEMPLATES / "registry.js").read_text(encoding="utf-8")
+    csp = (
+        "default-src 'none'; "
+        f"style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; "
+        "img-src 'none'; base-uri 'none'; form-action 'none'"
+    )
+    return _environment().get_template("index.html"), Markup(style), Markup(script), csp
+
+
+def render_html(entries: list[dict[str, Any]], generated_at: str, *, verify_url: str | None,
+                issuer_key: bool) -> bytes:
+    template, style, script, csp = _page()
     rows = []
     for e in entries:
         cert = e["certificate"]
@@ -226,14 +241,9 @@ def render_html(entries: list[dict[str, Any]], generated_at: str, *, verify_url:
         "valid": sum(1 for e in entries if e["certificate"] and e["certificate"]["status"] == "valid"),
         "suspended": sum(1 for e in entries if e["certificate"] and e["certificate"]["status"] == "suspended"),
     }
-    csp = (
-        "default-src 'none'; "
-        f"style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; "
-        "img-src 'none'; base-uri 'none'; form-action 'none'"
-    )
-    html = env.get_template("index.html").render(
+    html = template.render(
         rows=rows, counts=counts, generated_at=generated_at, tool_version=__version__,
-        style=Markup(style), script=Markup(script), csp=csp, issuer_key=issuer_key,
+        style=style, script=script, csp=csp, issuer_key=issuer_key,
         levels=sorted({e["level"] for e in entries if e["level"] is not None}),
         grades=sorted({e["grade"] for e in entries if e["grade"]}),
     )
