@@ -92,10 +92,15 @@ def severity(value: str) -> Severity:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def print_json(obj: Any) -> None:
+    """Pretty JSON on stdout, non-ASCII kept (Vietnamese stays readable), with a final newline."""
+    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
 def emit(results: list[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
-        json.dump(envelope(results), sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json(envelope(results))
     elif fmt in ("csv", "sarif"):
         from auditor import exports
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from auditor import feeds
-from auditor.cli.common import positive_float
+from auditor.cli.common import positive_float, print_json
 from auditor.errors import AuditorError
 from auditor.output import clean
 
@@ -71,8 +70,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     loaded = _load(args)
     summary = loaded.summary()
     if args.format == "json":
-        json.dump(summary, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json(summary)
         return 0
     label = " (built-in sample, not a real blocklist)" if loaded.builtin_sample else ""
     print(f"{clean(loaded.directory)}{label}: {loaded.entries} entries in {len(loaded.files)} file(s)")
@@ -96,8 +94,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         matches = loaded.lookup(item)
         results.append({"item": item, "listed": bool(matches), "matches": [m.to_dict() for m in matches]})
     if args.format == "json":
-        json.dump({"feeds": str(loaded.directory), "results": results}, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json({"feeds": str(loaded.directory), "results": results})
     else:
         for r in results:
             if not r["matches"]:
@@ -119,9 +116,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     results = feeds.update_feeds(config, directory, timeout=args.timeout, resolve=list(args.resolve or []),
                                  ca_file=args.ca_file, allow_dns=not no_dns)
     if args.format == "json":
-        json.dump({"directory": str(directory), "results": [r.to_dict() for r in results]}, sys.stdout,
-                  indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json({"directory": str(directory), "results": [r.to_dict() for r in results]})
     else:
         for r in results:
             if r.status == "failed":

@@ -8,7 +8,6 @@ bad input, as everywhere.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from datetime import UTC, date, datetime
@@ -18,7 +17,7 @@ from typing import Any
 from sqlmodel import select
 
 from auditor import certificates, exports, storage
-from auditor.cli.common import add_db, add_policy
+from auditor.cli.common import add_db, add_policy, print_json
 from auditor.errors import AuditorError
 from auditor.models import Scan, Site
 from auditor.output import clean
@@ -117,10 +116,8 @@ def cmd_certify(args: argparse.Namespace) -> int:
             cert = certificates.issue_certificate(session, site.url, key_path=args.key, policy=args.policy)
         except certificates.CertificationRefused as refused:
             if args.format == "json":
-                json.dump({"url": site.url, "issued": False,
-                           "failed": [{"rule": r.rule, "detail": r.detail} for r in refused.failed]},
-                          sys.stdout, indent=2, ensure_ascii=False)
-                sys.stdout.write("\n")
+                print_json({"url": site.url, "issued": False,
+                           "failed": [{"rule": r.rule, "detail": r.detail} for r in refused.failed]})
             else:
                 print(f"certificate refused for {clean(site.url)}: {len(refused.failed)} rule(s) failed")
                 for r in refused.failed:
@@ -134,8 +131,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
                                      issuer=args.issuer)
         info = certificates.certificate_dict(cert)
     if args.format == "json":
-        json.dump({**info, "issued": True, "pdf": str(pdf) if pdf else None}, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json({**info, "issued": True, "pdf": str(pdf) if pdf else None})
     else:
         print(f"certificate {info['serial']} issued for {clean(info['site'])}: grade {info['grade']}, "
               f"valid until {info['expires_at']} (scan #{info['scan_id']})")
@@ -157,8 +153,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with storage.session_scope(args.db) as session:
         result = certificates.verify(subject, session, key_path=args.key)
     if args.format == "json":
-        json.dump({**result.to_dict(), "source": source}, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json({**result.to_dict(), "source": source})
     else:
         p = result.payload or {}
         print(f"{result.status}  {clean(result.serial or '-')}  {clean(p.get('site') or '')}"
@@ -179,8 +174,7 @@ def cmd_certificates(args: argparse.Namespace) -> int:
         rows = [certificates.certificate_dict(c) for c in
                 certificates.list_certificates(session, status=args.status, site_url=args.url)]
     if args.format == "json":
-        json.dump({"certificates": rows}, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json({"certificates": rows})
         return EXIT_OK
     if not rows:
         print("no certificates")

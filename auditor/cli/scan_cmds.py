@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from typing import Any
 
 from auditor import registry, storage
@@ -17,6 +15,7 @@ from auditor.cli.common import (
     emit,
     exit_code,
     positive_int,
+    print_json,
     scan_options_dict,
     severity,
 )
@@ -113,8 +112,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             for s in scans
         ]
     if args.format == "json":
-        json.dump({"url": url, "scans": rows}, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json({"url": url, "scans": rows})
         return 0
     if not rows:
         print(f"no scans of {clean(url)}")
@@ -158,8 +156,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
             ],
             "broken": [{"name": b.name, "value": b.value, "error": b.error} for b in broken],
         }
-        json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json(out)
         return 0
     for c in checks.values():
         print(f"{c.id} — {c.title}  [{type(c).__module__}]  ({len(c.catalogue)} findings)")

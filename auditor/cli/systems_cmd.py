@@ -6,13 +6,12 @@ import argparse
 import datetime as _dt
 import getpass
 import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from auditor import storage
-from auditor.cli.common import add_db, add_policy
+from auditor.cli.common import add_db, add_policy, print_json
 from auditor.compliance import (
     MAX_EVIDENCE_CHARS,
     STATES,
@@ -154,11 +153,6 @@ def _check_rules(rules: str | None, policy: str | None) -> None:
         raise AuditorError(f"unknown rule set {rules!r} (available: {', '.join(available_rulesets(policy))})")
 
 
-def _dump(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
 def _print_inventory_errors(exc: InventoryError, nothing: str) -> int:
     for line in exc.errors:
         print(f"auditor: error: {line}", file=sys.stderr)
@@ -226,7 +220,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     with storage.session_scope(args.db) as session:
         rows = [system_dict(session, s) for s in list_systems(session)]
     if args.format == "json":
-        _dump({"systems": rows})
+        print_json({"systems": rows})
         return EXIT_OK
     if not rows:
         print("no information systems (import some with `auditor systems import FILE`)")
@@ -248,7 +242,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     with storage.session_scope(args.db) as session:
         data = system_dict(session, get_system(session, args.name))
     if args.format == "json":
-        _dump(data)
+        print_json(data)
         return EXIT_OK
     print(f"{data['name']} — {clean(data['owner'])}")
     print(f"  contact:        {clean(data['contact']) or '-'}")
@@ -293,7 +287,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             system.level_rules = cls.rules
             session.add(system)
     if args.format == "json":
-        _dump(cls.to_dict())
+        print_json(cls.to_dict())
         return EXIT_OK
     print(render_classification(cls, in_force=cls.rules == ruleset_for(on, args.policy)))
     return EXIT_OK
@@ -326,7 +320,7 @@ def cmd_comply(args: argparse.Namespace) -> int:
     with storage.session_scope(args.db) as session:
         result = evaluate_compliance(session, args.name, rules=args.rules, on=args.date, policy_dir=args.policy)
     if args.format == "json":
-        _dump(result.to_dict())
+        print_json(result.to_dict())
     else:
         print(render_compliance(result))
     return comply_exit_code(result)
