@@ -13,6 +13,7 @@ could not run returns ``CheckOutcome.failed(reason)``.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable
@@ -159,6 +160,15 @@ class CheckContext:
     def bounded_timeout(self) -> float:
         """The per-operation timeout, cut down to what is left of the site deadline."""
         return max(0.5, min(self.timeout, self.remaining()))
+
+    def with_deadline(self, deadline: float) -> CheckContext:
+        """The same context with an earlier deadline (never a later one): a sub-task's budget.
+
+        Everything else, the memo included, is shared with this context.
+        """
+        sub = copy.copy(self)
+        sub.deadline = min(self.deadline, deadline)
+        return sub
 
     def param(self, name: str, default: Any = None) -> Any:
         return self.params.get(name, default)

@@ -518,10 +518,7 @@ def crawl_site(target: Target, ctx: CheckContext) -> Crawl:
     started = time.monotonic()
     # Leave the checks time to report: stop fetching a little before the site deadline.
     reserve = min(10.0, 0.1 * ctx.remaining())
-    cctx = CheckContext(
-        timeout=ctx.timeout, deadline=ctx.deadline - reserve, ca_file=ctx.ca_file, user_agent=ctx.user_agent,
-        params=ctx.params, options=ctx.options, system=ctx.system, resolver=ctx.resolver,
-    )
+    cctx = ctx.with_deadline(ctx.deadline - reserve)
     allowed = frozenset({("https", target.host, target.port), ("http", target.host, target.http_port)})
     crawl = Crawl(start_url=target.url, host=target.host, bounds=bounds, allowed_origins=allowed)
     fetcher = _Fetcher(cctx, target, bounds)

@@ -141,7 +141,7 @@ def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) ->
     # The budget is a deadline every fetch obeys, so a path started just before it ends
     # cannot overrun it by a whole redirect chain of timeouts.
     stop_at = min(ctx.deadline, time.monotonic() + float(ctx.param("http.admin_max_seconds", 30)))
-    budget = CheckContext(timeout=ctx.timeout, deadline=stop_at)
+    budget = ctx.with_deadline(stop_at)
     origin = target.origin
 
     untested: list[str] = []
