@@ -110,10 +110,8 @@ def find_site(session: Session, site_url: str) -> Site:
 
 
 def latest_finished_scan(session: Session, site: Site) -> Scan | None:
-    """The site's newest scan that is no longer running (completed or failed)."""
-    stmt = (select(Scan).where(Scan.site_id == site.id, Scan.status != "running")
-            .order_by(Scan.started_at.desc(), Scan.id.desc()))  # type: ignore[attr-defined]
-    return session.exec(stmt).first()
+    """The site's newest finished scan (completed or failed; running and interrupted ones are not results)."""
+    return storage.latest_scan(session, site.url)
 
 
 def _scan_for(session: Session, site: Site, scan_id: int | None) -> Scan | None:

@@ -213,10 +213,7 @@ def _aware(dt: _dt.datetime) -> _dt.datetime:
 
 def latest_assessed_scan(session: Session, url: str, before: _dt.datetime | None = None) -> Scan | None:
     """The newest finished scan of a site (completed, or failed: the site could not be scanned)."""
-    stmt = select(Scan).where(Scan.url == url, Scan.status.in_(("completed", "failed")))  # type: ignore[attr-defined]
-    if before is not None:
-        stmt = stmt.where(Scan.started_at < before)
-    return session.exec(stmt.order_by(Scan.started_at.desc(), Scan.id.desc())).first()  # type: ignore[union-attr]
+    return storage.latest_scan(session, url, before=before)
 
 
 def latest_attestation(

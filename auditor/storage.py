@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -128,10 +129,22 @@ def check_runs_of(session: Session, scan_id: int) -> list[CheckRun]:
     return list(session.exec(select(CheckRun).where(CheckRun.scan_id == scan_id).order_by(CheckRun.id)))
 
 
-def latest_scan(session: Session, url: str, *, completed_only: bool = True) -> Scan | None:
+FINISHED = ("completed", "failed")
+
+
+def latest_scan(
+    session: Session, url: str, *, statuses: tuple[str, ...] | None = FINISHED, before: datetime | None = None
+) -> Scan | None:
+    """The newest scan of a site with one of ``statuses`` (None: any), started before ``before``.
+
+    By default a finished one: completed, or failed (the site could not be scanned). Running
+    and interrupted scans are not results.
+    """
     stmt = select(Scan).where(Scan.url == url)
-    if completed_only:
-        stmt = stmt.where(Scan.status == "completed")
+    if statuses is not None:
+        stmt = stmt.where(Scan.status.in_(statuses))  # type: ignore[attr-defined]
+    if before is not None:
+        stmt = stmt.where(Scan.started_at < before)
     return session.exec(stmt.order_by(Scan.started_at.desc(), Scan.id.desc())).first()
 
 

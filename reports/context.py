@@ -127,8 +127,8 @@ def _details(details: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def _site_view(session: Session, site: Site, catalogue: dict[str, Any], t: Messages, pol: policies.Policy) -> SiteView:
-    scan = storage.latest_scan(session, site.url, completed_only=True) or storage.latest_scan(
-        session, site.url, completed_only=False)
+    scan = storage.latest_scan(session, site.url, statuses=("completed",)) or storage.latest_scan(
+        session, site.url, statuses=None)
     view = SiteView(url=site.url, scan=scan)
     if scan is None:
         return view
