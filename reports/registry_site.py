@@ -315,11 +315,11 @@ def build_registry(
 
 
 def _issuer_pem(key_path: str | None) -> str | None:
-    try:
-        from auditor.certificates import public_key_pem
-    except ImportError:
+    """The issuer's public key; None when there is no key file yet (no certificate was issued
+    with one). A key that exists but cannot be used (readable by others, unreadable, not
+    Ed25519) is an error, not a registry silently published without its issuer key."""
+    from auditor.certificates import public_key_pem, resolve_key_path
+
+    if not resolve_key_path(key_path).exists():
         return None
-    try:
-        return public_key_pem(key_path)
-    except AuditorError:
-        return None  # no certificate has been issued with a key yet
+    return public_key_pem(key_path)

@@ -286,6 +286,9 @@ def test_registry_build_command(tmp_path: Path, cli: Any) -> None:
 
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    for args in ((str(a_file),), (str(out), "--verify-url", "javascript:alert(1)")):
+    open_key = tmp_path / "open-key.pem"  # an issuer key others can read: refused, not left out
+    open_key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    open_key.chmod(0o644)
+    for args in ((str(a_file),), (str(out), "--verify-url", "javascript:alert(1)"), (str(out), "--key", str(open_key))):
         r = cli("registry", "build", *args, "--db", db)
         assert r.code == 2 and r.err.count("\n") == 1 and "Traceback" not in r.err, r
