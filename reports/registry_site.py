@@ -270,6 +270,15 @@ def _certificate_file(cert: Certificate, shown_status: str) -> bytes:
     return (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
+def check_destination(out: Path | None, verify_url: str | None) -> None:
+    """Refuse a registry directory or verify-link prefix before anything is written
+    (``auditor schedule run`` checks them at start, not after its first run)."""
+    if out is not None and out.exists() and not out.is_dir():
+        raise AuditorError(f"registry output {out} exists and is not a directory")
+    if verify_url is not None and not verify_url.startswith(("https://", "http://")):
+        raise AuditorError(f"registry verify URL must start with https:// or http://, not {verify_url!r}")
+
+
 def build_registry(
     db: str | None,
     out_dir: str | os.PathLike[str],
@@ -280,10 +289,7 @@ def build_registry(
 ) -> RegistryBuild:
     """Write the registry into ``out_dir`` (created if missing)."""
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise AuditorError(f"registry output {out} exists and is not a directory")
-    if verify_url is not None and not verify_url.startswith(("https://", "http://")):
-        raise AuditorError(f"--verify-url must start with https:// or http://, not {verify_url!r}")
+    check_destination(out, verify_url)
     now = now or utcnow()
     generated_at = iso(now) or ""
     with storage.session_scope(db) as session:

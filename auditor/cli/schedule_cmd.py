@@ -93,25 +93,22 @@ def _port(value: str) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from auditor.cli.scan_cmds import scan_request_from_args
+    from reports.registry_site import check_destination
     from scheduler.notify import SMTPSettings
     from scheduler.service import Service, ServiceConfig
 
     if args.ca_file and not Path(args.ca_file).is_file():
         raise AuditorError(f"CA file not found: {args.ca_file}")
     registry_out = Path(args.registry_out) if args.registry_out else None
-    if registry_out is not None and registry_out.exists() and not registry_out.is_dir():
-        raise AuditorError(f"--registry-out {registry_out} exists and is not a directory")
-    verify_url = args.registry_verify_url
-    if verify_url is not None and not verify_url.startswith(("https://", "http://")):
-        raise AuditorError(f"--registry-verify-url must start with https:// or http://, not {verify_url!r}")
+    check_destination(registry_out, args.registry_verify_url)
     smtp = SMTPSettings.from_options(
         host=args.smtp_host, port=args.smtp_port, sender=args.smtp_from, username=args.smtp_user,
         starttls=args.smtp_starttls,
     )
     config = ServiceConfig(
         db=args.db, request=scan_request_from_args(args, []), policy_dir=args.policy, key_path=args.key,
-        registry_out=registry_out, registry_verify_url=verify_url, smtp=smtp, lang=args.lang, workers=args.workers,
-        sync_interval=args.sync_interval, stop_timeout=args.stop_timeout,
+        registry_out=registry_out, registry_verify_url=args.registry_verify_url, smtp=smtp, lang=args.lang,
+        workers=args.workers, sync_interval=args.sync_interval, stop_timeout=args.stop_timeout,
     )
     service = Service(config)
     stop = threading.Event()
