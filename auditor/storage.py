@@ -8,6 +8,7 @@ failing); any SQLAlchemy URL (PostgreSQL: ``postgresql+psycopg://...``) via ``--
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -80,11 +81,18 @@ def get_engine(db: str | None = None) -> Engine:
         raise AuditorError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    try:
-        SQLModel.metadata.create_all(engine)
-    except SQLAlchemyError as exc:
-        msg = str(exc.orig if hasattr(exc, "orig") and exc.orig else exc).splitlines()[0]
-        raise AuditorError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {msg}") from None
+    for attempt in range(3):
+        try:
+            SQLModel.metadata.create_all(engine)
+            break
+        except SQLAlchemyError as exc:
+            # Two processes opening a fresh database may both find a table missing and both
+            # create it; the loser sees "already exists" and succeeds on a second look.
+            if attempt < 2 and "already exists" in str(exc):
+                time.sleep(0.2)
+                continue
+            msg = str(exc.orig if hasattr(exc, "orig") and exc.orig else exc).splitlines()[0]
+            raise AuditorError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {msg}") from None
     _ENGINES[url] = engine
     return engine
 

@@ -87,3 +87,15 @@ def test_error_messages_escape_control_characters(cli) -> None:  # type: ignore[
     assert res.code == 2
     assert res.err.count("\n") == 1, res
     assert "\x1b" not in res.err and "\\x1b[31mred" in res.err
+
+
+def test_processes_opening_a_fresh_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """Each creates the tables it finds missing; losers of that race must not fail."""
+    db = tmp_path / "fresh.db"
+    env = dict(os.environ, AUDITOR_NO_DNS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "auditor", "history", "https://a.test/", "--db", str(db)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(6)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, outs
+    assert all("no scans of https://a.test/" in out for out, _ in outs)

@@ -49,7 +49,7 @@ from scheduler.store import scheduler_engine
 from scheduler.triggers import EPOCH, SpreadIntervalTrigger, spread_offset, trigger_for
 
 ROOT = Path(__file__).resolve().parent.parent
-SMTP_ADDR, SMTP_PORT = "127.0.5.250", 2525
+SMTP_ADDR = "127.0.5.250"
 FLIP_ADDR = "127.0.5.20"
 TARPIT_ADDR = "127.0.5.30"
 OWNER = "chu.quan@so-thu-nghiem.example"
@@ -135,6 +135,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.rcpts: list[list[str]] = []
+        self.port = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.rcpts.append(list(envelope.rcpt_tos))
@@ -162,7 +163,11 @@ def inbox() -> Iterator[Inbox]:
     from aiosmtpd.controller import Controller
 
     box = Inbox()
-    controller = Controller(box, hostname=SMTP_ADDR, port=SMTP_PORT)
+    # A free port, so that two runs of this file on one machine do not collide.
+    with socket.socket() as probe:
+        probe.bind((SMTP_ADDR, 0))
+        box.port = probe.getsockname()[1]
+    controller = Controller(box, hostname=SMTP_ADDR, port=box.port)
     controller.start()
     yield box
     controller.stop()
@@ -542,7 +547,7 @@ def test_certificate_suspended_owner_mailed_then_reinstated(
 
     proc = SchedulerProcess(
         [*args, "--policy", str(policy_dir), "--sync-interval", "1", "--registry-out", str(registry),
-         "--smtp-host", SMTP_ADDR, "--smtp-port", str(SMTP_PORT), "--smtp-from", "auditor@ncsc.example"],
+         "--smtp-host", SMTP_ADDR, "--smtp-port", str(inbox.port), "--smtp-from", "auditor@ncsc.example"],
         env,
     )
     try:
