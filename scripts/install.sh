@@ -2,13 +2,14 @@
 # Installs everything auditor needs on a fresh Debian/Ubuntu machine, then the package itself.
 #   System: nmap (ports check), poppler-utils (pdftotext/pdftoppm for report tests),
 #           fonts with Vietnamese glyphs (WeasyPrint segfaults with no font at all),
-#           Pango/HarfBuzz for WeasyPrint, zbar (QR decoding in tests), chromium (registry tests).
-#   Python: this package with its test extras, in editable mode.
+#           Pango/HarfBuzz for WeasyPrint, zbar (QR decoding in tests), chromium (registry tests),
+#           postgresql (the tests start a throwaway server on 127.0.0.1 to prove the PostgreSQL path).
+#   Python: this package with its test and PostgreSQL extras, in editable mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(nmap poppler-utils fonts-dejavu-core fonts-noto-core libpango-1.0-0 libpangoft2-1.0-0
-              libharfbuzz-subset0 libzbar0 chromium)
+              libharfbuzz-subset0 libzbar0 chromium postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,5 +22,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --upgrade "setuptools>=77" wheel
-python3 -m pip install -q -e ".[test]"
+python3 -m pip install -q -e ".[test,postgres]"
 echo "auditor installed: $(command -v auditor)"

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -40,6 +43,30 @@ def lab(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
     lab.start()
     yield lab
     lab.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A scratch PostgreSQL database: AUDITOR_TEST_PG_URL when given (it is wiped), else a
+    throwaway server started on 127.0.0.1 for this session; skipped when neither is possible."""
+    given = os.environ.get("AUDITOR_TEST_PG_URL")
+    if given:
+        yield given
+        return
+    pytest.importorskip("psycopg", reason="psycopg not installed (pip install -e '.[postgres]')")
+    from pg_server import PostgresServer, find_bindir
+
+    if find_bindir() is None:
+        pytest.skip("PostgreSQL server not installed (apt-get install postgresql)")
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="auditor-pg-")))
+    try:
+        url = server.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        server.stop()
+        pytest.skip(f"cannot start a PostgreSQL server: {exc}")
+    yield url
+    server.stop()
+    shutil.rmtree(server.base, ignore_errors=True)
 
 
 @pytest.fixture()

@@ -669,14 +669,12 @@ def test_two_scheduler_processes_never_run_a_site_twice(
     _two_processes_share_one_database(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path, sites, policy_dir, cli)
 
 
-@pytest.mark.skipif(not os.environ.get("AUDITOR_TEST_PG_URL"),
-                    reason="set AUDITOR_TEST_PG_URL=postgresql+psycopg://... (a scratch database) to run")
 def test_two_scheduler_processes_on_postgresql(tmp_path: Path, sites: dict[str, Any], policy_dir: Path,
-                                               cli: Any) -> None:
-    """Same proof on PostgreSQL. The database named by AUDITOR_TEST_PG_URL is wiped first."""
+                                               cli: Any, pg_url: str) -> None:
+    """Same proof on PostgreSQL (a throwaway server, or AUDITOR_TEST_PG_URL), wiped first."""
     from sqlalchemy import create_engine, text
 
-    db = os.environ["AUDITOR_TEST_PG_URL"]
+    db = pg_url
     scratch = create_engine(db)
     with scratch.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
