@@ -520,17 +520,10 @@ def read_feed_config(path: str | Path) -> FeedConfig:
             url: https://feeds.example/hostfile.txt
             max_bytes: 50000000                  # optional
     """
-    import yaml
+    from policies import load_yaml
 
     cfg = Path(path).expanduser()
-    try:
-        with open(cfg, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise AuditorError(f"feeds config not found: {cfg}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AuditorError(f"cannot read feeds config {cfg}: {first}") from None
+    data = load_yaml(cfg, "feeds config")
     if not isinstance(data, dict) or not isinstance(data.get("feeds"), list) or not data["feeds"]:
         raise AuditorError(f"{cfg}: expected a mapping with a non-empty 'feeds' list")
     sources: list[FeedSource] = []

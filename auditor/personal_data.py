@@ -197,16 +197,9 @@ _cache_lock = threading.Lock()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
+    from policies import load_yaml
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise AuditorError(f"privacy vocabulary not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AuditorError(f"cannot read privacy vocabulary {path}: {first}") from None
+    data = load_yaml(path, "privacy vocabulary")
     if not isinstance(data, dict):
         raise AuditorError(f"{path}: expected a mapping at top level")
     return data

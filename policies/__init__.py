@@ -79,15 +79,16 @@ def _grade_index(grade: str) -> int:
     return GRADE_ORDER.index(grade) if grade in GRADE_ORDER else len(GRADE_ORDER)
 
 
-def load_yaml(path: Path) -> Any:
+def load_yaml(path: Path, what: str = "policy file") -> Any:
+    """Parse a YAML data file; any failure is one AuditorError line naming ``what`` and the path."""
     try:
         with open(path, encoding="utf-8") as fh:
             return yaml.load(fh, Loader=_SafeLoader)  # noqa: S506 (a safe loader, C or Python)
     except FileNotFoundError:
-        raise AuditorError(f"policy file not found: {path}") from None
+        raise AuditorError(f"{what} not found: {path}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AuditorError(f"cannot read policy file {path}: {first}") from None
+        raise AuditorError(f"cannot read {what} {path}: {first}") from None
 
 
 def policy_dir(directory: str | Path | None) -> Path:
