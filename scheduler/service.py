@@ -307,9 +307,18 @@ class Service:
             return outcome
         except Exception as exc:
             message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            runs.mark_done(self.engine, run_id, "failed", scan_id=outcome.get("scan_id"), error=message)
-            self.log.emit("run_failed", error=message, duration_s=round(time.monotonic() - started, 3), **outcome)
             outcome["status"] = "failed"
+            try:
+                recorded = runs.mark_done(self.engine, run_id, "failed", scan_id=outcome.get("scan_id"), error=message)
+            except Exception as record_exc:
+                # The run stays "started": the next start's reaper marks it interrupted and retries it.
+                self.log.emit("run_record_failed", error=message,
+                              record_error=f"{type(record_exc).__name__}: {str(record_exc).splitlines()[0]}", **outcome)
+                return outcome
+            if recorded:
+                self.log.emit("run_failed", error=message, duration_s=round(time.monotonic() - started, 3), **outcome)
+            else:
+                self.log.emit("run_done_late", note="the run was interrupted meanwhile", error=message, **outcome)
             return outcome
         finally:
             with self._links_lock:
