@@ -187,14 +187,17 @@ def scan_many(
             if item is None:
                 return
             index, text = item
+            res: SiteResult | None = None
             try:
                 res = scan_site(text, checks, resolver, opts, on_start)
                 if on_finish is not None:
                     on_finish(res)
             except Exception as exc:  # storage failure and the like: report, keep going
                 log.debug("site %s failed", text, exc_info=True)
-                res = SiteResult(input=text, target=None, started_at=utcnow(), finished_at=utcnow(),
-                                 error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                if res is None:
+                    res = SiteResult(input=text, target=None, started_at=utcnow(), finished_at=utcnow())
+                res.error = message  # the scan id, if any, is kept: the stored row says what happened
             done.put((index, res))
 
     for i in range(n_workers):

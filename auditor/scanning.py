@@ -148,7 +148,14 @@ class Auditor:
                     log.warning("on_scan_start hook failed for %s", res.input, exc_info=True)
 
         def on_finish(res: SiteResult) -> None:
-            self._record_finish(res, recorded)
+            try:
+                self._record_finish(res, recorded)
+            except Exception as exc:
+                # Never leave the scan "running": say it failed and why, then let the engine report it.
+                if res.scan_id is not None:
+                    first = str(exc).splitlines()[0] if str(exc) else ""
+                    self._mark_failed(res.scan_id, f"could not store the result: {type(exc).__name__}: {first}")
+                raise
 
         positions: dict[str, list[int]] = {}
         for i, text in enumerate(request.targets):
@@ -259,6 +266,19 @@ class Auditor:
             session.flush()
             scan.result_hash = result_hash(scan_dict(scan, storage.findings_of(session, scan.id or 0)))
             session.add(scan)
+
+    def _mark_failed(self, scan_id: int, error: str) -> None:
+        """Best effort (the database may be what failed): mark a started scan failed."""
+        try:
+            with storage.session_scope(self.db) as session:
+                scan = session.get(Scan, scan_id)
+                if scan is not None:
+                    scan.status, scan.error = "failed", error[:2000]
+                    scan.score = scan.grade = None
+                    scan.finished_at = utcnow()
+                    session.add(scan)
+        except Exception:
+            log.warning("could not mark scan %s failed", scan_id, exc_info=True)
 
     # -- output --------------------------------------------------------------------------
 

@@ -218,3 +218,19 @@ def test_memo_computes_once_across_threads() -> None:
     for t in threads:
         t.join()
     assert out == [42] * 4 and len(calls) == 1
+
+
+def test_a_storage_failure_does_not_leave_the_scan_running(db_url: str) -> None:
+    class BrokenStore(Auditor):
+        def _record_finish(self, res, recorded):  # type: ignore[no-untyped-def]
+            raise RuntimeError("disk full")
+
+    r = BrokenStore(db=db_url).scan(_request(["a.test"], [SleepyCheck(0)]))[0]
+    assert r["scan_id"] and r["grade"] is None
+    assert r["error"] == "could not store the result: RuntimeError: disk full"
+    from auditor import storage
+    from auditor.models import Scan
+
+    with storage.session_scope(db_url) as s:
+        scan = s.get(Scan, r["scan_id"])
+        assert scan is not None and scan.status == "failed" and scan.finished_at is not None
