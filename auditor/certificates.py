@@ -29,7 +29,7 @@ import os
 import secrets
 import stat
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ class CertificationRefused(AuditorError):
 
 RULE_IDS = (
     "scan.completed",
+    "scan.recent",
     "grade.minimum",
     "findings.severity",
     "checks.completed",
@@ -129,7 +130,8 @@ def _scan_for(session: Session, site: Site, scan_id: int | None) -> Scan | None:
 
 
 def certificate_rules(
-    session: Session, site_url: str, *, scan_id: int | None = None, policy: Any = None
+    session: Session, site_url: str, *, scan_id: int | None = None, policy: Any = None,
+    now: datetime | None = None,
 ) -> list[RuleCheck]:
     """Evaluate the policy's certificate rules on the latest finished scan (or ``scan_id``).
 
@@ -150,6 +152,13 @@ def certificate_rules(
         why = f": {scan.error}" if scan.error else ""
         return [RuleCheck("scan.completed", False, f"scan #{scan.id} is {scan.status}{why}")]
     out = [RuleCheck("scan.completed", True, f"scan #{scan.id} completed {iso(scan.finished_at or scan.started_at)}")]
+    max_age = int(cfg.get("max_scan_age_days", 14))
+    scanned = scan.finished_at or scan.started_at
+    if scanned.tzinfo is None:  # stored times are UTC
+        scanned = scanned.replace(tzinfo=UTC)
+    age_days = ((now or utcnow()) - scanned).total_seconds() / 86400
+    out.append(RuleCheck("scan.recent", age_days <= max_age,
+                         f"scan #{scan.id} is {max(0.0, age_days):.1f} days old (at most {max_age})"))
 
     min_grade = str(cfg.get("min_grade", "B"))
     grade = scan.grade or "F"
@@ -410,7 +419,7 @@ def issue_certificate(
     """
     pol = _policy(policy)
     site = find_site(session, site_url)
-    rules = certificate_rules(session, site.url, scan_id=scan_id, policy=pol)
+    rules = certificate_rules(session, site.url, scan_id=scan_id, policy=pol, now=now)
     failed = [r for r in rules if not r.ok]
     if failed:
         raise CertificationRefused(site.url, failed)
@@ -597,7 +606,7 @@ def reassess(
     if not live:
         return Transition(site.url, None, None, None, [], scan_id, "none")
     cert, others = live[0], live[1:]
-    rules = certificate_rules(session, site.url, scan_id=scan_id, policy=pol)
+    rules = certificate_rules(session, site.url, scan_id=scan_id, policy=pol, now=now)
     failed = [r for r in rules if not r.ok]
     reasons = [f"{r.rule}: {r.detail}" for r in failed]
     old = cert.status

@@ -208,6 +208,7 @@ def rule_title(rule: str, t: Messages, pol: policies.Policy, *, system: bool) ->
         return rule
     severities = [t(f"severity.{s}").lower() for s in forbidden_severities(pol)]
     return t(key, min_grade=str(pol.certificate.get("min_grade", "B")),
+             max_days=str(pol.certificate.get("max_scan_age_days", 14)),
              severities=f" {t('doc.or')} ".join(severities),
              checks=", ".join(str(c) for c in pol.certificate.get("require_checks", [])) or t("doc.none").lower())
 

@@ -9,6 +9,7 @@ certificate rules require (tls, http, privacy, reputation).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import re
@@ -275,16 +276,20 @@ def test_suspend_reinstate_renew(env, issued) -> None:  # type: ignore[no-untype
         # Far from expiry a passing re-audit keeps the certificate; near expiry it renews.
         assert C.reassess(s, env["good"], good_scan, key_path=env["key"]).action == "keep"
         near = cert.expires_at - timedelta(days=10)
-        t = C.reassess(s, env["good"], good_scan, key_path=env["key"], now=near)
+        # "Near expiry" is simulated with the same scans a year on: lift the scan-age rule here
+        # (a real re-audit rests on the scan it has just made).
+        aged = dataclasses.replace(C._policy(None), certificate={**C._policy(None).certificate,
+                                                                 "max_scan_age_days": 1000})
+        t = C.reassess(s, env["good"], good_scan, key_path=env["key"], now=near, policy=aged)
         assert t.action == "renew" and t.previous_serial == issued["serial"] and t.serial != issued["serial"]
         new = C.get_certificate(s, t.serial)
         assert new.expires_at > cert.expires_at and new.status == "valid"
         assert C.verify(C.certificate_token(new), s, key_path=env["key"], now=near).status == "VALID"
         # The renewed-from certificate is still live: a failed re-audit suspends it too, a pass reinstates both.
-        t = C.reassess(s, env["good"], bad_scan, key_path=env["key"], now=near)
+        t = C.reassess(s, env["good"], bad_scan, key_path=env["key"], now=near, policy=aged)
         assert (t.action, t.serial, t.also) == ("suspend", new.serial, [issued["serial"]])
         assert C.verify(issued["token"], s, key_path=env["key"], now=near).status == "SUSPENDED"
-        t = C.reassess(s, env["good"], good_scan, key_path=env["key"], now=near)
+        t = C.reassess(s, env["good"], good_scan, key_path=env["key"], now=near, policy=aged)
         assert (t.action, t.serial, t.also) == ("reinstate", new.serial, [issued["serial"]])
         assert C.verify(issued["token"], s, key_path=env["key"], now=near).status == "VALID"
         # Put the register back as the other tests expect it.
@@ -417,3 +422,13 @@ def test_the_builtin_sample_feed_is_not_enough_for_a_certificate(env, tmp_path: 
         failed = [line.split()[1].rstrip(":") for line in r.out.splitlines() if line.strip().startswith("FAILED")]
         assert failed == ["reputation.feeds"], r.out
         assert "built-in sample feed" in r.out
+
+
+def test_a_stale_scan_does_not_certify(env, cli) -> None:  # type: ignore[no-untyped-def]
+    """The scan a certificate rests on may be at most max_scan_age_days old (policy, 14)."""
+    with storage.session_scope(env["db"]) as s:
+        rules = {r.rule: r for r in C.certificate_rules(s, env["good"], now=utcnow() + timedelta(days=15))}
+        assert not rules["scan.recent"].ok and "(at most 14)" in rules["scan.recent"].detail
+        assert C.certificate_rules(s, env["good"], now=utcnow() + timedelta(days=13))[1].ok
+        with pytest.raises(C.CertificationRefused, match="scan.recent"):
+            C.issue_certificate(s, env["good"], key_path=env["key"], now=utcnow() + timedelta(days=15))
