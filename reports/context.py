@@ -140,8 +140,9 @@ def _site_view(session: Session, site: Site, catalogue: dict[str, Any], t: Messa
             id=f.finding_id, severity=f.severity, title=clip(t.finding_title(f.finding_id, f.title), 300),
             evidence=clip(f.evidence, MAX_EVIDENCE),
             url=clip(f.url, 500) if f.url else None, references=[clip(r, 200) for r in (f.references or [])[:10]],
-            details=_details(f.details), why=getattr(spec, "rationale", "") or "",
-            fix=getattr(spec, "remediation", "") or "",
+            details=_details(f.details),
+            why=t.finding_text(f.finding_id, "rationale", getattr(spec, "rationale", "") or ""),
+            fix=t.finding_text(f.finding_id, "remediation", getattr(spec, "remediation", "") or ""),
         ))
     view.more_findings = max(0, len(records) - MAX_FINDINGS_PER_SITE)
     view.check_errors = [(name, clip(st.get("error"), 400)) for name, st in (scan.checks or {}).items()

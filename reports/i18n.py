@@ -13,7 +13,9 @@ from auditor.errors import AuditorError
 
 LANGS = ("vi", "en")
 CATALOGUE = Path(__file__).resolve().parent / "static" / "messages.yaml"
+# Vietnamese title, rationale and remediation of the catalogued finding ids.
 FINDING_TITLES_VI = Path(__file__).resolve().parent / "static" / "findings.vi.yaml"
+FINDING_FIELDS = ("title", "rationale", "remediation")
 # Vietnam keeps UTC+7 all year (no daylight saving), so a fixed offset is exact.
 VN_TIME = timezone(timedelta(hours=7), "ICT")
 
@@ -36,9 +38,19 @@ def check_lang(lang: str | None) -> str:
 
 
 @lru_cache(maxsize=1)
-def _finding_titles_vi() -> dict[str, str]:
+def _findings_vi() -> dict[str, dict[str, str]]:
+    """``findings.vi.yaml``: id -> {title, rationale, remediation}; a bare string is the title alone."""
     with open(FINDING_TITLES_VI, encoding="utf-8") as fh:
-        return {str(k): str(v) for k, v in (yaml.safe_load(fh) or {}).items()}
+        data = yaml.safe_load(fh) or {}
+    out: dict[str, dict[str, str]] = {}
+    for key, value in data.items():
+        entry = {"title": value} if isinstance(value, str) else value
+        unknown = sorted(set(entry or {}) - set(FINDING_FIELDS)) if isinstance(entry, dict) else ["(not a mapping)"]
+        if unknown:
+            raise AuditorError(f"{FINDING_TITLES_VI.name}: {key}: unexpected {', '.join(map(str, unknown))} "
+                               f"(fields: {', '.join(FINDING_FIELDS)})")
+        out[str(key)] = {f: str(v).strip() for f, v in entry.items() if v is not None and str(v).strip()}
+    return out
 
 
 class Messages:
@@ -58,11 +70,21 @@ class Messages:
     def has(self, key: str) -> bool:
         return key in self._texts
 
+    def finding_text(self, finding_id: str, field: str, english: str) -> str:
+        """A finding's ``title``, ``rationale`` or ``remediation`` in this language.
+
+        ``english`` is the check's own catalogue text: what English documents show, and what
+        Vietnamese ones fall back to for an id (or a field) not translated, e.g. a plug-in's.
+        """
+        if field not in FINDING_FIELDS:
+            raise ValueError(f"unknown finding field {field!r}")
+        if self.lang == "vi":
+            return _findings_vi().get(finding_id, {}).get(field) or english
+        return english
+
     def finding_title(self, finding_id: str, title: str) -> str:
         """The finding's title in this language (the check's own title when not translated)."""
-        if self.lang == "vi":
-            return _finding_titles_vi().get(finding_id, title)
-        return title
+        return self.finding_text(finding_id, "title", title)
 
     def local(self, dt: datetime | None) -> datetime | None:
         if dt is None:

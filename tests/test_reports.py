@@ -177,3 +177,75 @@ def test_every_catalogued_finding_has_a_vietnamese_title() -> None:
     assert not sorted(ids - set(titles))
     catalogue = yaml.safe_load((FINDING_TITLES_VI.parent / "messages.yaml").read_text(encoding="utf-8"))
     assert all(set(v) == {"vi", "en"} and all(v.values()) for v in catalogue.values())
+
+
+BUILT_IN_CHECKS = ("tls", "http", "privacy", "reputation", "ports")
+
+
+def _flat(text: str) -> str:
+    """Text with every run of white space made one space and in NFC, for phrases wrapped over lines."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", " ".join(text.split()))
+
+
+def test_every_built_in_finding_has_vietnamese_rationale_and_remediation() -> None:
+    from auditor import registry
+    from reports.i18n import Messages, _findings_vi
+
+    checks, broken = registry.discover()
+    assert not broken
+    assert set(BUILT_IN_CHECKS) <= set(checks)
+    vi = _findings_vi()
+    gaps = []
+    for name in BUILT_IN_CHECKS:
+        assert checks[name].catalogue, name
+        for spec in checks[name].catalogue:
+            entry = vi.get(spec.id, {})
+            for field in ("title", "rationale", "remediation"):
+                text = entry.get(field, "")
+                if not text.strip():
+                    gaps.append(f"{spec.id}.{field}")
+                elif field != "title" and text == getattr(spec, field):
+                    gaps.append(f"{spec.id}.{field} (still the English text)")
+    assert not gaps, gaps
+    # Vietnamese documents use them; English ones, and ids without a translation, keep the catalogue's.
+    vi_t, en_t = Messages("vi"), Messages("en")
+    spec = next(s for s in checks["tls"].catalogue if s.id == "tls.cert.expired")
+    assert vi_t.finding_text(spec.id, "remediation", spec.remediation) == vi[spec.id]["remediation"]
+    assert vi_t.finding_text(spec.id, "rationale", spec.rationale) == vi[spec.id]["rationale"]
+    assert en_t.finding_text(spec.id, "remediation", spec.remediation) == spec.remediation
+    assert en_t.finding_text(spec.id, "rationale", spec.rationale) == spec.rationale
+    assert vi_t.finding_text("plugin.example.finding", "remediation", "Do X.") == "Do X."
+    assert vi_t.finding_title("plugin.example.finding", "Plug-in title") == "Plug-in title"
+
+
+def _expired_texts() -> tuple[dict[str, str], dict[str, str]]:
+    from auditor.exports import finding_catalogue
+    from reports.i18n import _findings_vi
+
+    spec = finding_catalogue()["tls.cert.expired"]
+    return _findings_vi()["tls.cert.expired"], {"rationale": spec.rationale, "remediation": spec.remediation}
+
+
+def test_vietnamese_report_shows_vietnamese_rationale_and_remediation(env, cli) -> None:  # type: ignore[no-untyped-def]
+    vi, en = _expired_texts()
+    pdf = Path(env["dir"]) / "site-vi-remediation.pdf"
+    r = cli("report", env["bad"], "--pdf", str(pdf), "--db", env["db"])
+    assert r.code == 0, r
+    flat = _flat(_text(pdf, layout=False))
+    assert "tls.cert.expired" in flat
+    assert _flat(vi["remediation"]) in flat
+    assert _flat(vi["rationale"]) in flat
+    assert _flat(en["remediation"]) not in flat and _flat(en["rationale"]) not in flat
+
+
+def test_english_report_keeps_the_english_remediation(env, cli) -> None:  # type: ignore[no-untyped-def]
+    vi, en = _expired_texts()
+    pdf = Path(env["dir"]) / "site-en-remediation.pdf"
+    r = cli("report", env["bad"], "--pdf", str(pdf), "--lang", "en", "--db", env["db"])
+    assert r.code == 0, r
+    flat = _flat(_text(pdf, layout=False))
+    assert "tls.cert.expired" in flat
+    assert _flat(en["remediation"]) in flat and _flat(en["rationale"]) in flat
+    assert _flat(vi["remediation"]) not in flat and _flat(vi["rationale"]) not in flat
