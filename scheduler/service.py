@@ -59,6 +59,10 @@ def active_service() -> Service | None:
     return _ACTIVE
 
 
+CLAIM_ATTEMPTS = 3
+CLAIM_RETRY_DELAY_S = 0.5
+
+
 @dataclass
 class ServiceConfig:
     db: str | None = None
@@ -217,11 +221,19 @@ class Service:
         # Claimed even while stopping: a slot that APScheduler has consumed must leave a row,
         # which the stop path (or, if we die first, any process's reaper) marks interrupted
         # so that it is retried.
-        try:
-            claim = runs.claim(self.engine, site_url, slot, self.worker)
-        except SQLAlchemyError as exc:
-            self.log.emit("claim_failed", site=site_url, slot=iso_ms(slot), error=str(exc).splitlines()[0])
-            return None
+        # A claim that cannot be written loses the slot until the site's next one, so a database
+        # that is only briefly unavailable (locked past the busy timeout) is tried again.
+        for attempt in range(1, CLAIM_ATTEMPTS + 1):
+            try:
+                claim = runs.claim(self.engine, site_url, slot, self.worker)
+                break
+            except SQLAlchemyError as exc:
+                error = str(exc).splitlines()[0]
+                if attempt == CLAIM_ATTEMPTS:
+                    self.log.emit("claim_failed", site=site_url, slot=iso_ms(slot), error=error, attempts=attempt)
+                    return None
+                self.log.emit("claim_retry", site=site_url, slot=iso_ms(slot), error=error, attempt=attempt)
+                time.sleep(CLAIM_RETRY_DELAY_S * attempt)
         if claim.run_id is None:
             self.log.emit("run_skipped", site=site_url, slot=iso_ms(slot), reason=claim.reason)
             return None

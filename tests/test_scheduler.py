@@ -757,3 +757,34 @@ def test_after_downtime_missed_slots_run_once(tmp_path: Path, sites: dict[str, A
         assert sched.get_job(job_id(good.url)).next_run_time == last_slot + timedelta(hours=1)
         assert sched.get_job(job_id(fresh.url)).next_run_time > now + timedelta(days=300)  # next year
     assert_books_balance(db, manual)
+
+
+def test_a_claim_is_retried_when_the_database_is_briefly_unavailable(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A claim that cannot be written would lose the slot until the next one: it is tried again."""
+    from sqlalchemy.exc import OperationalError
+
+    from scheduler import runs as scheduler_runs
+    from scheduler import service as scheduler_service
+
+    db = f"sqlite:///{tmp_path / 'claim.db'}"
+    events: list[dict[str, Any]] = []
+    svc = scheduler_service.Service(scheduler_service.ServiceConfig(db=db))
+    monkeypatch.setattr(svc.log, "emit", lambda event, **kw: events.append({"event": event, **kw}))
+    monkeypatch.setattr(scheduler_service, "CLAIM_RETRY_DELAY_S", 0.01)
+    real_claim = scheduler_runs.claim
+    failures = iter([OperationalError("INSERT", {}, Exception("database is locked"))])
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        exc = next(failures, None)
+        if exc is not None:
+            raise exc
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler_runs, "claim", flaky)
+    slot = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    run_id = svc._claim("https://claim.example.test/", slot)
+    assert run_id is not None
+    assert [e["event"] for e in events] == ["claim_retry", "run_queued"]
+    with storage.session_scope(db) as s:
+        run = s.get(ScheduleRun, run_id)
+        assert run is not None and run.status == "queued"
