@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from auditor.targets import Resolver, Target
+    from policies import PolicyFiles
 
 
 class Severity(StrEnum):
@@ -61,6 +62,12 @@ class FindingSpec:
     rationale: str
     remediation: str
     references: tuple[str, ...] = ()
+    # Other languages' text: {"vi": {"title": ..., "rationale": ..., "remediation": ...}}.
+    translations: dict[str, dict[str, str]] = field(default_factory=dict, compare=False, hash=False)
+
+    def text(self, name: str, lang: str = "en") -> str:
+        """``title``, ``rationale`` or ``remediation`` in ``lang``, English when not translated."""
+        return self.translations.get(lang, {}).get(name) or str(getattr(self, name))
 
 
 @dataclass
@@ -127,6 +134,8 @@ class CheckContext:
       dict (``allowed_ports``, ``level``, ...), or None.
     - ``resolver``: resolves other hosts/ports with the same ``--resolve`` overrides and
       address policy as the target itself.
+    - ``policy_files``: the policy in force (``--policy DIR`` or the bundled one), the only way
+      a check reaches policy data files (vocabularies, tracker lists, the sample feed).
     """
 
     def __init__(
@@ -140,6 +149,7 @@ class CheckContext:
         options: dict[str, Any] | None = None,
         system: dict[str, Any] | None = None,
         resolver: Resolver | None = None,
+        policy_files: PolicyFiles | None = None,
     ) -> None:
         self.timeout = timeout
         self.deadline = deadline if deadline is not None else time.monotonic() + 300.0
@@ -149,9 +159,19 @@ class CheckContext:
         self.options = dict(options or {})
         self.system = system
         self.resolver = resolver
+        self._policy_files = policy_files
         self._memo: dict[str, Any] = {}
         self._memo_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    @property
+    def policy_files(self) -> PolicyFiles:
+        """The policy files of this scan (the bundled policy when the caller named none)."""
+        if self._policy_files is None:
+            from policies import PolicyFiles
+
+            self._policy_files = PolicyFiles()
+        return self._policy_files
 
     def remaining(self) -> float:
         """Seconds left before the site deadline (never negative)."""

@@ -25,11 +25,12 @@ from typing import Any
 from sqlmodel import Session, select
 
 from auditor import storage
+from auditor.datafiles import load_yaml
 from auditor.errors import AuditorError
 from auditor.inventory import get_system, level_attrs, sites_of
 from auditor.models import Attestation, FindingRecord, Scan, utcnow
-from auditor.scanning import iso
-from policies import load_yaml, policy_dir
+from auditor.results import iso
+from policies import policy_dir
 from policies.levels import Classification, available_rulesets, classify, ruleset_for
 
 STATES = ("fail", "not_assessed", "needs_attestation", "attested", "pass")

@@ -16,13 +16,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.check import Check, CheckContext, CheckOutcome, Finding, Severity
 from auditor.errors import AuditorError
 from auditor.models import utcnow
 from auditor.targets import Resolver, Target, make_target
 from auditor.version import __version__
+
+if TYPE_CHECKING:
+    from policies import PolicyFiles
 
 log = logging.getLogger("auditor.engine")
 
@@ -75,6 +78,7 @@ class ScanOptions:
     options: dict[str, Any] = field(default_factory=dict)
     user_agent: str = USER_AGENT
     system_for: Callable[[Target], dict[str, Any] | None] | None = None
+    policy_files: PolicyFiles | None = None  # the policy in force, handed to every check
 
 
 def _run_check(check: Check, target: Target, ctx: CheckContext) -> CheckOutcome:
@@ -125,6 +129,7 @@ def scan_site(
         options=opts.options,
         system=opts.system_for(target) if opts.system_for else None,
         resolver=resolver,
+        policy_files=opts.policy_files,
     )
     slots: dict[str, list[Any]] = {}
     threads: list[tuple[Check, threading.Thread]] = []

@@ -26,9 +26,9 @@ from sqlmodel import Session, select
 
 from auditor.errors import AuditorError
 from auditor.models import Attestation, Certificate, InformationSystem, Scan, Site, utcnow
-from auditor.output import clean
 from auditor.storage import get_or_create_site
 from auditor.targets import parse_target
+from auditor.text import clean
 from policies.levels import ATTRIBUTES, Classification, classify, normalize_value
 
 MAX_FILE_BYTES = 10_000_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from auditor.check import Check
+from auditor.check import Check, FindingSpec
 from auditor.errors import AuditorError
 
 GROUP = "auditor.checks"
@@ -51,3 +51,13 @@ def select(names: str | None) -> list[Check]:
             f"unknown check(s): {', '.join(unknown)} (installed: {', '.join(available) or 'none'})"
         )
     return [available[n] for n in dict.fromkeys(wanted)]
+
+
+def finding_catalogue() -> dict[str, FindingSpec]:
+    """The finding specs of every installed check by id; empty when the plug-ins cannot be
+    loaded, so that exports and reports still come out."""
+    try:
+        checks, _ = discover()
+    except Exception:  # a broken plug-in set must not stop an export or a report
+        return {}
+    return {spec.id: spec for c in checks.values() for spec in c.catalogue}

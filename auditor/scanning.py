@@ -7,13 +7,9 @@ show`` prints exactly what ``auditor scan`` printed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -25,38 +21,11 @@ from auditor.check import Check, Severity
 from auditor.engine import ScanOptions, SiteResult, scan_many
 from auditor.errors import AuditorError, TargetError
 from auditor.models import CheckRun, FindingRecord, InformationSystem, Scan, Site, utcnow
+from auditor.results import iso, jsonable, result_hash, scan_dict
 from auditor.targets import AddressPolicy, Resolver, Target, parse_target
 from auditor.version import __version__
 
 log = logging.getLogger("auditor.scanning")
-
-
-def jsonable(value: Any) -> Any:
-    """Make raw evidence JSON-safe (datetimes, bytes, sets, paths, dataclasses...)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    return str(value)
-
-
-def iso(dt: datetime | None) -> str | None:
-    """UTC ISO 8601 with a Z, second precision, as the JSON contract shows."""
-    if dt is None:
-        return None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt.replace(microsecond=0).isoformat() + "Z"
 
 
 @dataclass
@@ -132,8 +101,9 @@ class Auditor:
             site_timeout=request.site_timeout,
             ca_file=request.ca_file,
             params=self.policy.parameters,
-            # Checks that read data files (trackers, vocabularies) look in the policy in use.
-            options={**request.options, "policy_dir": str(self.policy.directory)},
+            options=dict(request.options),
+            # Checks read data files (trackers, vocabularies, sample feed) from the policy in use.
+            policy_files=policies.PolicyFiles(self.policy.directory),
             system_for=self._system_for,
         )
         recorded = request.recorded(check_ids)
@@ -300,45 +270,3 @@ class Auditor:
             "score": None, "grade": None, "policy": None, "checks": {}, "findings": [],
             "error": res.error,
         }
-
-
-def sort_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(findings, key=lambda f: (-Severity.parse(f["severity"]).rank, f["id"], f.get("url") or ""))
-
-
-def scan_dict(scan: Scan, findings: list[FindingRecord]) -> dict[str, Any]:
-    """Build the JSON-contract dict (see findings.md) from stored rows."""
-    items = [
-        {
-            "id": f.finding_id, "check": f.check, "severity": f.severity, "title": f.title,
-            "evidence": f.evidence, "references": list(f.references or []),
-            **({"url": f.url} if f.url else {}),
-        }
-        for f in findings
-    ]
-    return {
-        "url": scan.url,
-        "host": scan.host,
-        "port": scan.port,
-        "address": scan.address,
-        "scan_id": scan.id,
-        "started_at": iso(scan.started_at),
-        "finished_at": iso(scan.finished_at),
-        "score": scan.score,
-        "grade": scan.grade,
-        "policy": {"name": scan.policy_name, "version": scan.policy_version},
-        "checks": dict(scan.checks or {}),
-        "findings": sort_findings(items),
-        "error": scan.error,
-    }
-
-
-def result_hash(result: dict[str, Any]) -> str:
-    """SHA-256 over the canonical JSON of a result (without its database id)."""
-    body = {k: v for k, v in result.items() if k != "scan_id"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def envelope(results: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"tool": {"name": "auditor", "version": __version__}, "results": results}

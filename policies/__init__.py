@@ -11,14 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from auditor.check import Finding, Severity
+from auditor.datafiles import load_yaml
 from auditor.errors import AuditorError
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
-# libyaml's safe loader when PyYAML was built with it (several times faster), else the Python one.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAMPLE_FEEDS_DIR = Path(__file__).resolve().parent / "feeds" / "sample"
 GRADE_ORDER = ("A", "B", "C", "D", "E", "F")
 
 
@@ -79,18 +77,6 @@ def _grade_index(grade: str) -> int:
     return GRADE_ORDER.index(grade) if grade in GRADE_ORDER else len(GRADE_ORDER)
 
 
-def load_yaml(path: Path, what: str = "policy file") -> Any:
-    """Parse a YAML data file; any failure is one AuditorError line naming ``what`` and the path."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_SafeLoader)  # noqa: S506 (a safe loader, C or Python)
-    except FileNotFoundError:
-        raise AuditorError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AuditorError(f"cannot read {what} {path}: {first}") from None
-
-
 def policy_dir(directory: str | Path | None) -> Path:
     if directory is None:
         return DEFAULT_DIR
@@ -100,10 +86,57 @@ def policy_dir(directory: str | Path | None) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class PolicyFiles:
+    """The one resolver of policy files: the policy in force (``--policy DIR`` or the bundled one).
+
+    The engine builds one per scan and hands it to every check through its context, so no check
+    imports this package or computes a data path of its own. Two kinds of file:
+
+    - replaced by the policy in force: ``policy.yaml``, ``rulesets/*.yaml``,
+      ``requirements/*.yaml`` (:meth:`file`; a user's copy of the directory has them all);
+    - extended by it: ``privacy.yaml``, ``trackers.yaml`` (:meth:`layers`: the bundled file,
+      then the policy's own file of that name merged over it when there is one).
+
+    The built-in sample blocklist lives beside the policies (:attr:`sample_feeds`).
+    """
+
+    directory: Path = DEFAULT_DIR
+
+    @classmethod
+    def at(cls, directory: str | Path | None) -> PolicyFiles:
+        """The files of a policy directory (None: the bundled one); a missing directory is an error."""
+        return cls(policy_dir(directory))
+
+    @property
+    def is_default(self) -> bool:
+        return self.directory.resolve() == DEFAULT_DIR.resolve()
+
+    def file(self, name: str) -> Path:
+        """A file the policy in force replaces whole (it may not exist: the reader says so)."""
+        return self.directory / name
+
+    def layers(self, name: str) -> list[Path]:
+        """The bundled file, then the policy's own one of that name when it exists and differs."""
+        out = [DEFAULT_DIR / name]
+        own = self.directory / name
+        if own.is_file() and own.resolve() != out[0].resolve():
+            out.append(own)
+        return out
+
+    def load(self, name: str, what: str = "policy file") -> Any:
+        return load_yaml(self.file(name), what)
+
+    @property
+    def sample_feeds(self) -> Path:
+        return SAMPLE_FEEDS_DIR
+
+
 def load_policy(directory: str | Path | None = None) -> Policy:
     """Load ``policy.yaml`` from a policy directory (default: the bundled one)."""
-    base = policy_dir(directory)
-    path = base / "policy.yaml"
+    files = PolicyFiles.at(directory)
+    base = files.directory
+    path = files.file("policy.yaml")
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise AuditorError(f"{path}: expected a mapping at top level")

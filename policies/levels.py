@@ -31,8 +31,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from auditor.datafiles import load_yaml
 from auditor.errors import AuditorError
-from policies import load_yaml, policy_dir
+from policies import policy_dir
 
 # --- declared attributes the rules may read ----------------------------------------------
 

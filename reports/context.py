@@ -14,13 +14,12 @@ from typing import Any
 from sqlmodel import Session, select
 
 import policies
-from auditor import storage
-from auditor.certificates import RuleCheck, certificate_rules, forbidden_severities
+from auditor import registry, storage
 from auditor.check import Severity
 from auditor.errors import AuditorError
-from auditor.exports import finding_catalogue
 from auditor.models import InformationSystem, Scan, Site, utcnow
 from auditor.version import __version__
+from certificates import RuleCheck, certificate_rules, forbidden_severities
 from reports.charts import (
     GRADE_COLOURS,
     SEVERITY_COLOURS,
@@ -257,14 +256,14 @@ def build_report(session: Session, target: str, *, lang: str = "vi", policy_dir:
     """Report data for an inventoried system (by name) or for one site (by URL)."""
     t = Messages(lang)
     pol = policies.load_policy(policy_dir)
-    catalogue = finding_catalogue()
+    catalogue = registry.finding_catalogue()
     system = session.exec(select(InformationSystem).where(InformationSystem.name == target)).first()
     sites: list[Site]
     if system is not None:
         sites = _sites_of_system(session, system)
         kind = "system"
     else:
-        from auditor.certificates import find_site
+        from certificates import find_site
 
         try:
             site = find_site(session, target)

@@ -13,8 +13,6 @@ from auditor.errors import AuditorError
 
 LANGS = ("vi", "en")
 CATALOGUE = Path(__file__).resolve().parent / "static" / "messages.yaml"
-# Vietnamese title, rationale and remediation of the catalogued finding ids.
-FINDING_TITLES_VI = Path(__file__).resolve().parent / "static" / "findings.vi.yaml"
 FINDING_FIELDS = ("title", "rationale", "remediation")
 # Vietnam keeps UTC+7 all year (no daylight saving), so a fixed offset is exact.
 VN_TIME = timezone(timedelta(hours=7), "ICT")
@@ -39,18 +37,12 @@ def check_lang(lang: str | None) -> str:
 
 @lru_cache(maxsize=1)
 def _findings_vi() -> dict[str, dict[str, str]]:
-    """``findings.vi.yaml``: id -> {title, rationale, remediation}; a bare string is the title alone."""
-    with open(FINDING_TITLES_VI, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
-    out: dict[str, dict[str, str]] = {}
-    for key, value in data.items():
-        entry = {"title": value} if isinstance(value, str) else value
-        unknown = sorted(set(entry or {}) - set(FINDING_FIELDS)) if isinstance(entry, dict) else ["(not a mapping)"]
-        if unknown:
-            raise AuditorError(f"{FINDING_TITLES_VI.name}: {key}: unexpected {', '.join(map(str, unknown))} "
-                               f"(fields: {', '.join(FINDING_FIELDS)})")
-        out[str(key)] = {f: str(v).strip() for f, v in entry.items() if v is not None and str(v).strip()}
-    return out
+    """The Vietnamese text of the installed checks' findings (each family's findings.yaml):
+    id -> {title, rationale, remediation}, only the fields that are translated."""
+    from auditor import registry
+
+    return {fid: dict(spec.translations["vi"]) for fid, spec in registry.finding_catalogue().items()
+            if spec.translations.get("vi")}
 
 
 class Messages:

@@ -20,11 +20,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from sqlmodel import Session
 
+import certificates
 import policies
-from auditor import certificates
 from auditor.errors import AuditorError
 from auditor.models import Certificate, InformationSystem, Scan, utcnow
-from auditor.scanning import iso
+from auditor.results import iso
 from auditor.version import __version__
 from reports.charts import GRADE_COLOURS
 from reports.context import build_report, clip, criteria_rows, grade_colour, rule_title

@@ -33,11 +33,12 @@ ISSUER = "Đơn vị đánh giá an toàn thông tin (bản mẫu)"
 
 
 def generate(out: Path, *, first_address: str = "127.0.4.100") -> list[Path]:
-    from auditor import certificates, storage
-    from auditor.feeds import SAMPLE_DIR
+    import certificates
+    from auditor import storage
     from auditor.inventory import parse_yaml, store_records
     from auditor.lab.sites import LAB_SITES, Lab
     from auditor.scanning import Auditor, ScanRequest
+    from policies import SAMPLE_FEEDS_DIR as SAMPLE_DIR
     from reports.render import render_certificate, render_report
 
     out.mkdir(parents=True, exist_ok=True)

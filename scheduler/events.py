@@ -15,7 +15,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from auditor.scanning import jsonable
+from auditor.results import jsonable
 
 MAX_VALUE_CHARS = 2000
 

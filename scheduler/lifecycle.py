@@ -1,6 +1,6 @@
 """What happens to a site after its re-audit: certificate, owner notice, report PDF.
 
-Thin glue over :mod:`auditor.certificates` (the rules and the status machine) and the
+Thin glue over :mod:`certificates` (the rules and the status machine) and the
 ``reports`` package (the PDF), so that the service reads as a sequence of steps.
 """
 
@@ -40,7 +40,7 @@ class Outcome:
 
 def reassess(db: str | None, url: str, scan_id: int, *, key_path: str | None, policy: Any) -> Outcome:
     """Apply scan ``scan_id`` to the site's live certificate (renew, keep, suspend, reinstate)."""
-    from auditor import certificates
+    import certificates
 
     with storage.session_scope(db) as session:
         t = certificates.reassess(session, url, scan_id, key_path=key_path, policy=policy)

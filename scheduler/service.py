@@ -43,7 +43,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from auditor import storage
 from auditor.errors import AuditorError
 from auditor.models import utcnow
-from auditor.scanning import Auditor, ScanRequest, iso
+from auditor.results import iso
+from auditor.scanning import Auditor, ScanRequest
 from scheduler import lifecycle, notify, runs
 from scheduler.events import EventLog
 from scheduler.executor import SlotExecutor, WorkItem

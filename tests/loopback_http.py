@@ -1,4 +1,4 @@
-"""A scriptable loopback HTTP(S) server for the tests of ``auditor.net`` and the ``http`` check.
+"""A scriptable loopback HTTP(S) server for the tests of ``checks.web.net`` and the ``http`` check.
 
 Unlike the lab's page server (:mod:`auditor.lab.server`), each path maps to a function of the
 request, and a response may be streamed (an iterable body, sent piece by piece) or be raw

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from auditor.errors import AuditorError
-from auditor.output import clean
+from auditor.text import clean
 from auditor.version import __version__
 
 # Modules that contribute subcommands, in help order.
@@ -24,9 +24,9 @@ COMMAND_MODULES = [
     "auditor.cli.demo_cmd",
     "auditor.cli.systems_cmd",
     "auditor.cli.report_cmds",
-    "auditor.cli.schedule_cmd",
-    "auditor.cli.registry_cmd",
-    "auditor.cli.feeds_cmd",
+    "scheduler.cli",
+    "reports.cli",
+    "checks.reputation.cli",
 ]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2

@@ -8,8 +8,9 @@ import sys
 from typing import Any
 
 from auditor.check import Severity
-from auditor.output import Progress, render_table
-from auditor.scanning import envelope
+from auditor.cli.progress import Progress
+from auditor.results import envelope
+from reports.table import render_table
 
 
 def add_db(p: argparse.ArgumentParser) -> None:
@@ -102,7 +103,7 @@ def emit(results: list[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         print_json(envelope(results))
     elif fmt in ("csv", "sarif"):
-        from auditor import exports
+        from reports import exports
 
         sys.stdout.write(exports.render(results, fmt))
     else:

@@ -16,12 +16,14 @@ from typing import Any
 
 from sqlmodel import select
 
-from auditor import certificates, exports, storage
+import certificates
+from auditor import storage
 from auditor.cli.common import add_db, add_policy, print_json
 from auditor.errors import AuditorError
 from auditor.models import Scan, Site
-from auditor.output import clean
-from auditor.scanning import iso, scan_dict
+from auditor.results import iso, scan_dict
+from auditor.text import clean
+from reports import exports
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 

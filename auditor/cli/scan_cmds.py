@@ -20,9 +20,10 @@ from auditor.cli.common import (
     severity,
 )
 from auditor.errors import AuditorError
-from auditor.output import clean
-from auditor.scanning import Auditor, ScanRequest, iso
+from auditor.results import iso
+from auditor.scanning import Auditor, ScanRequest
 from auditor.targets import AddressPolicy, parse_target, read_target_list
+from auditor.text import clean
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -32,7 +32,7 @@ from auditor.inventory import (
     system_dict,
     validate_record,
 )
-from auditor.output import clean
+from auditor.text import clean
 from policies.levels import ATTRIBUTES, Classification, available_rulesets, classify, ruleset_for
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2

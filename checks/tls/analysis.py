@@ -1,0 +1,1028 @@
+"""Pure analysis of normalised TLS evidence: evidence dict in, ``tls.*`` findings out.
+
+Nothing here touches the network or sslyze. :func:`analyse` receives the JSON-able evidence
+that :func:`checks.tls.check.collect` records (or a hand-made / recorded one in tests) and derives
+every finding from it, so a stored scan can be re-analysed later with other parameters or
+another ``now``, and findings the local OpenSSL cannot plant (SSL 2.0, RC4, Heartbleed, ...)
+can be tested by feeding evidence.
+
+Evidence shape (``schema`` 1)::
+
+    {
+      "schema": 1,
+      "target": {"host", "port", "address", "sni"},
+      "connectivity": {"status": "ok" | "no_tls" | "unreachable" | "sslv2_only" | "unknown",
+                       "error": str | None, "highest_protocol": "TLS 1.3" | None},
+      "protocols": {"ssl2" | "ssl3" | "tls1_0" | "tls1_1" | "tls1_2" | "tls1_3":
+                    {"accepted": [{"name", "openssl_name", "key_size", "anonymous",
+                                   "kx": {"type": "DH" | "ECDH" | ..., "size": int,
+                                          "curve": str | None} | None}]}},
+      "certificate": {"trust_store": {"name", "custom": bool, "anchors_pem": [...],
+                                      "intermediates_pem": [...]},
+                      "deployments": [{"chain_pem": [...], "sslyze_path_validation": [...]}],
+                      "sni_disabled_chain_pem": [...] | None, "no_certificate": bool},
+      "vulnerabilities": {"heartbleed": bool, "ccs_injection": bool, "robot": "<enum name>",
+                          "compression": bool, "fallback_scsv": bool,
+                          "secure_renegotiation": bool, "client_renegotiation": bool},
+      "errors": {"<scan command>": "reason", ...}
+    }
+
+A protocol, the certificate block or a vulnerability key that is *absent* was not tested:
+it yields an error ("could not test: ..."), never a pass and never a finding.
+
+Certificate trust is attributed to its real cause (see :func:`_trust_findings`): sslyze only
+says "path validation failed", so the chain is rebuilt here from signatures, and the strict
+(``cryptography`` web-PKI) validation is re-run at a time inside the leaf's validity window
+and for a name the leaf actually carries, which factors out expiry and host-name mismatch.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.x509.oid import NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, Subject, VerificationError
+
+SCHEMA = 1
+
+# Evidence key -> (display name, finding id raised when accepted, sslyze scan command).
+PROTOCOLS: dict[str, tuple[str, str | None, str]] = {
+    "ssl2": ("SSL 2.0", "tls.protocol.sslv2", "ssl_2_0_cipher_suites"),
+    "ssl3": ("SSL 3.0", "tls.protocol.sslv3", "ssl_3_0_cipher_suites"),
+    "tls1_0": ("TLS 1.0", "tls.protocol.tls1_0", "tls_1_0_cipher_suites"),
+    "tls1_1": ("TLS 1.1", "tls.protocol.tls1_1", "tls_1_1_cipher_suites"),
+    "tls1_2": ("TLS 1.2", None, "tls_1_2_cipher_suites"),
+    "tls1_3": ("TLS 1.3", None, "tls_1_3_cipher_suites"),
+}
+PROTOCOL_ORDER = list(PROTOCOLS)
+
+# Vulnerability evidence key -> sslyze scan command that produces it.
+VULN_COMMANDS: dict[str, str] = {
+    "heartbleed": "heartbleed",
+    "ccs_injection": "openssl_ccs_injection",
+    "robot": "robot",
+    "compression": "tls_compression",
+    "fallback_scsv": "tls_fallback_scsv",
+    "secure_renegotiation": "session_renegotiation",
+    "client_renegotiation": "session_renegotiation",
+}
+
+# Human names of scan commands, for "could not test: <name> (<reason>)".
+COMMAND_LABELS: dict[str, str] = {
+    "certificate_info": "certificate",
+    "ssl_2_0_cipher_suites": "SSL 2.0 cipher suites",
+    "ssl_3_0_cipher_suites": "SSL 3.0 cipher suites",
+    "tls_1_0_cipher_suites": "TLS 1.0 cipher suites",
+    "tls_1_1_cipher_suites": "TLS 1.1 cipher suites",
+    "tls_1_2_cipher_suites": "TLS 1.2 cipher suites",
+    "tls_1_3_cipher_suites": "TLS 1.3 cipher suites",
+    "heartbleed": "heartbleed",
+    "openssl_ccs_injection": "CCS injection",
+    "robot": "ROBOT",
+    "session_renegotiation": "renegotiation",
+    "tls_compression": "compression",
+    "tls_fallback_scsv": "fallback SCSV",
+}
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "tls.min_rsa_bits": 2048,
+    "tls.min_ec_bits": 256,
+    "tls.min_dh_bits": 2048,
+    "tls.cert_expiry_warning_days": 30,
+}
+
+_ROBOT_VULNERABLE = {"VULNERABLE_WEAK_ORACLE", "VULNERABLE_STRONG_ORACLE"}
+_ROBOT_NOT_VULNERABLE = {"NOT_VULNERABLE_NO_ORACLE", "NOT_VULNERABLE_RSA_NOT_SUPPORTED"}
+_WEAK_HASHES = (hashes.SHA1, hashes.MD5)
+_MAX_CHAIN_DEPTH = 8
+# What reading a parsed certificate's key, algorithms or extensions may raise.
+_UNREADABLE_CERT = (
+    ValueError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+_MAX_LISTED = 8
+
+Finding3 = tuple[str, str, dict[str, Any]]
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def analyse(
+    evidence: dict[str, Any], *, host: str, params: dict[str, Any], now: datetime
+) -> tuple[list[Finding3], list[str]]:
+    """Derive ``(finding_id, evidence_line, details)`` triples and error strings.
+
+    ``params`` are merged over :data:`DEFAULT_PARAMS`. ``now`` must be timezone-aware (a
+    naive value is taken as UTC). Errors say what could not be tested; the findings derived
+    from everything else are still returned.
+    """
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    findings: list[Finding3] = []
+    errors: list[str] = []
+    command_errors: dict[str, str] = dict(evidence.get("errors") or {})
+
+    conn = evidence.get("connectivity") or {}
+    status = conn.get("status")
+    target = evidence.get("target") or {}
+    where = f"{target.get('address', '?')}:{target.get('port', '?')}"
+    if status == "unreachable":
+        return [], [f"cannot connect to {where}: {conn.get('error') or 'connection failed'}"]
+    if status == "no_tls":
+        line = f"{where} accepts TCP connections but no SSL/TLS handshake completed"
+        if conn.get("error"):
+            line += f" ({conn['error']})"
+        return [("tls.not_offered", line, {"error": conn.get("error")})], []
+    if status == "sslv2_only":
+        findings.append(
+            ("tls.protocol.sslv2", "only SSL 2.0 completes a handshake", {"error": conn.get("error")})
+        )
+        return findings, ["could not test anything beyond SSL 2.0: the server speaks nothing else"]
+    if status != "ok":
+        return [], [f"TLS scan of {where} did not complete: {conn.get('error') or 'unknown state'}"]
+
+    for key in ("scan", "deadline"):
+        if key in command_errors:
+            errors.append(command_errors.pop(key))
+
+    protocols = evidence.get("protocols") or {}
+    findings += _protocol_findings(protocols, command_errors, errors)
+    findings += _cipher_findings(protocols, p)
+    findings += _vuln_findings(evidence.get("vulnerabilities") or {}, protocols, command_errors, errors)
+
+    cert_block = evidence.get("certificate")
+    if cert_block is None:
+        errors.append(_could_not_test("certificate_info", command_errors))
+    else:
+        cert_findings, cert_errors = _certificate_findings(cert_block, host=host, params=p, now=now)
+        findings += cert_findings
+        errors += cert_errors
+
+    return _dedupe(findings), errors
+
+
+def _could_not_test(command: str, command_errors: dict[str, str]) -> str:
+    label = COMMAND_LABELS.get(command, command)
+    reason = command_errors.get(command) or "no result"
+    return f"could not test: {label} ({reason})"
+
+
+def _dedupe(findings: list[Finding3]) -> list[Finding3]:
+    """One finding per id: the first evidence line wins, details of later ones are kept."""
+    out: dict[str, Finding3] = {}
+    for fid, line, details in findings:
+        if fid not in out:
+            out[fid] = (fid, line, details)
+        else:
+            out[fid][2].setdefault("also", []).append({"evidence": line, **details})
+    return list(out.values())
+
+
+# --------------------------------------------------------------------------- protocols
+
+
+def _accepted(protocols: dict[str, Any], key: str) -> list[dict[str, Any]] | None:
+    """Accepted suites of one protocol, or None when that protocol was not tested."""
+    entry = protocols.get(key)
+    if not isinstance(entry, dict) or "accepted" not in entry:
+        return None
+    return list(entry["accepted"] or [])
+
+
+def _protocol_findings(
+    protocols: dict[str, Any], command_errors: dict[str, str], errors: list[str]
+) -> list[Finding3]:
+    out: list[Finding3] = []
+    for key, (label, finding_id, command) in PROTOCOLS.items():
+        suites = _accepted(protocols, key)
+        if suites is None:
+            errors.append(_could_not_test(command, command_errors))
+            continue
+        if suites and finding_id:
+            names = [s["name"] for s in suites]
+            out.append(
+                (
+                    finding_id,
+                    f"{label} accepted with {len(suites)} cipher suite{'s' if len(suites) != 1 else ''}",
+                    {"protocol": label, "cipher_suites": names},
+                )
+            )
+    tls13 = _accepted(protocols, "tls1_3")
+    if tls13 is not None and not tls13:
+        highest = _highest_accepted(protocols)
+        line = "TLS 1.3 not accepted" + (f" (highest accepted: {PROTOCOLS[highest][0]})" if highest else "")
+        out.append(
+            ("tls.protocol.no_tls1_3", line, {"highest_protocol": PROTOCOLS[highest][0] if highest else None})
+        )
+    return out
+
+
+def _highest_accepted(protocols: dict[str, Any]) -> str | None:
+    best = None
+    for key in PROTOCOL_ORDER:
+        if _accepted(protocols, key):
+            best = key
+    return best
+
+
+# --------------------------------------------------------------------------- cipher suites
+
+_INSECURE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("NULL", re.compile(r"NULL")),
+    ("anonymous", re.compile(r"_ANON_|^ADH-|^AECDH-|^TLS_(EC)?DH_ANON")),
+    ("EXPORT", re.compile(r"EXPORT|^EXP-|^EXP1024-")),
+    ("RC4", re.compile(r"RC4")),
+    ("3DES", re.compile(r"3DES|DES-CBC3|DES_192_EDE3|EDE3")),
+    ("DES", re.compile(r"(?<![3])DES(?!-CBC3|_192_EDE3)")),
+    ("MD5", re.compile(r"MD5")),
+)
+
+
+def insecure_reasons(suite: dict[str, Any]) -> list[str]:
+    """Why a suite is insecure (NULL, anonymous, EXPORT, RC4, DES/3DES, MD5), or []."""
+    names = [str(suite.get("name") or "").upper(), str(suite.get("openssl_name") or "").upper()]
+    reasons = []
+    for reason, pattern in _INSECURE_PATTERNS:
+        if any(pattern.search(n) for n in names if n):
+            reasons.append(reason)
+    if suite.get("anonymous") and "anonymous" not in reasons:
+        reasons.append("anonymous")
+    if "3DES" in reasons and "DES" in reasons:
+        reasons.remove("DES")
+    return reasons
+
+
+def has_forward_secrecy(suite: dict[str, Any], protocol: str) -> bool:
+    """TLS 1.3 suites always are; below, only ephemeral (EC)DH key exchange is."""
+    if protocol == "tls1_3":
+        return True
+    name = str(suite.get("name") or "").upper()
+    ossl = str(suite.get("openssl_name") or "").upper()
+    if re.match(r"^TLS_(ECDHE|DHE)_|^TLS_(EC)?DH_ANON_", name):
+        return True
+    return bool(re.match(r"^(ECDHE|DHE|EDH|ADH|AECDH)-", ossl))
+
+
+def _is_dhe(suite: dict[str, Any]) -> bool:
+    name = str(suite.get("name") or "").upper()
+    ossl = str(suite.get("openssl_name") or "").upper()
+    return bool(re.match(r"^TLS_DHE_|^TLS_DH_ANON_", name) or re.match(r"^(DHE|EDH|ADH)-", ossl))
+
+
+def _suite_list(items: list[tuple[str, dict[str, Any]]]) -> str:
+    shown = [f"{s['name']} ({PROTOCOLS[k][0]})" for k, s in items[:_MAX_LISTED]]
+    more = len(items) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _cipher_findings(protocols: dict[str, Any], p: dict[str, Any]) -> list[Finding3]:
+    out: list[Finding3] = []
+    insecure: list[tuple[str, dict[str, Any], list[str]]] = []
+    no_fs: list[tuple[str, dict[str, Any]]] = []
+    weak_dh: list[tuple[str, dict[str, Any]]] = []
+    min_dh = int(p["tls.min_dh_bits"])
+    for key in PROTOCOL_ORDER:
+        for suite in _accepted(protocols, key) or []:
+            reasons = insecure_reasons(suite)
+            if reasons:
+                insecure.append((key, suite, reasons))
+            if not has_forward_secrecy(suite, key):
+                no_fs.append((key, suite))
+            if key != "tls1_3" and _is_dhe(suite):
+                kx = suite.get("kx")
+                # No key info for an accepted DHE suite: sslyze's own OpenSSL refused the
+                # server's group as too small ("dh key too small") yet the suite was accepted.
+                if kx is None or (kx.get("type") == "DH" and int(kx.get("size") or 0) < min_dh):
+                    weak_dh.append((key, suite))
+    if insecure:
+        out.append(
+            (
+                "tls.cipher.insecure",
+                f"{len(insecure)} insecure cipher suite{'s' if len(insecure) != 1 else ''} accepted: "
+                + _suite_list([(k, s) for k, s, _ in insecure]),
+                {
+                    "suites": [
+                        {"protocol": PROTOCOLS[k][0], "name": s["name"], "reasons": r} for k, s, r in insecure
+                    ]
+                },
+            )
+        )
+    if no_fs:
+        out.append(
+            (
+                "tls.cipher.no_forward_secrecy",
+                f"{len(no_fs)} cipher suite{'s' if len(no_fs) != 1 else ''} without forward secrecy accepted: "
+                + _suite_list(no_fs),
+                {"suites": [{"protocol": PROTOCOLS[k][0], "name": s["name"]} for k, s in no_fs]},
+            )
+        )
+    if weak_dh:
+        sizes = sorted({int((s.get("kx") or {}).get("size") or 0) for _, s in weak_dh})
+        size_txt = ", ".join(f"{b}-bit" for b in sizes if b) or "too small for the scanner to accept"
+        out.append(
+            (
+                "tls.cipher.weak_dh",
+                f"DHE with a {size_txt} group (minimum {min_dh}) accepted: " + _suite_list(weak_dh),
+                {
+                    "min_dh_bits": min_dh,
+                    "suites": [
+                        {
+                            "protocol": PROTOCOLS[k][0],
+                            "name": s["name"],
+                            "dh_bits": (s.get("kx") or {}).get("size"),
+                        }
+                        for k, s in weak_dh
+                    ],
+                },
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- vulnerabilities
+
+
+def _vuln_findings(
+    vulns: dict[str, Any], protocols: dict[str, Any], command_errors: dict[str, str], errors: list[str]
+) -> list[Finding3]:
+    out: list[Finding3] = []
+    reported: set[str] = set()
+
+    def missing(key: str) -> bool:
+        if key in vulns and vulns[key] is not None:
+            return False
+        command = VULN_COMMANDS[key]
+        if command not in reported:
+            reported.add(command)
+            errors.append(_could_not_test(command, command_errors))
+        return True
+
+    if not missing("heartbleed") and vulns["heartbleed"]:
+        out.append(("tls.vuln.heartbleed", "server leaks memory in Heartbeat responses (CVE-2014-0160)", {}))
+    if not missing("ccs_injection") and vulns["ccs_injection"]:
+        out.append(("tls.vuln.ccs_injection", "server accepts an early ChangeCipherSpec (CVE-2014-0224)", {}))
+    if not missing("robot"):
+        robot = str(vulns["robot"])
+        if robot in _ROBOT_VULNERABLE:
+            kind = "strong" if "STRONG" in robot else "weak"
+            out.append(
+                (
+                    "tls.vuln.robot",
+                    f"RSA key exchange acts as a {kind} Bleichenbacher padding oracle (ROBOT)",
+                    {"robot_result": robot},
+                )
+            )
+        elif robot not in _ROBOT_NOT_VULNERABLE:
+            errors.append(f"could not test: ROBOT (inconclusive result {robot})")
+    if not missing("secure_renegotiation") and not missing("client_renegotiation"):
+        problems = []
+        if not vulns["secure_renegotiation"]:
+            problems.append("secure renegotiation (RFC 5746) not supported")
+        if vulns["client_renegotiation"]:
+            problems.append("client-initiated renegotiation accepted")
+        if problems:
+            out.append(
+                (
+                    "tls.vuln.insecure_renegotiation",
+                    "; ".join(problems),
+                    {
+                        "secure_renegotiation": bool(vulns["secure_renegotiation"]),
+                        "client_renegotiation": bool(vulns["client_renegotiation"]),
+                    },
+                )
+            )
+    if not missing("compression") and vulns["compression"]:
+        out.append(("tls.vuln.compression", "TLS-level compression is enabled (CRIME)", {}))
+    if not missing("fallback_scsv") and not vulns["fallback_scsv"]:
+        accepted = [k for k in PROTOCOL_ORDER if _accepted(protocols, k)]
+        if len(accepted) >= 2:
+            older = [PROTOCOLS[k][0] for k in accepted[:-1]]
+            out.append(
+                (
+                    "tls.vuln.no_fallback_scsv",
+                    f"TLS_FALLBACK_SCSV not honoured while {', '.join(older)} "
+                    f"{'is' if len(older) == 1 else 'are'} accepted below {PROTOCOLS[accepted[-1]][0]}",
+                    {"older_protocols": older, "highest_protocol": PROTOCOLS[accepted[-1]][0]},
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+def load_pem_list(pems: Iterable[str]) -> tuple[list[x509.Certificate], list[str]]:
+    """Parse PEM strings; unparsable ones are reported, not fatal."""
+    certs: list[x509.Certificate] = []
+    problems: list[str] = []
+    for i, pem in enumerate(pems):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                certs.append(x509.load_pem_x509_certificate(pem.encode("ascii")))
+        except (ValueError, UnicodeError, x509.InvalidVersion) as exc:
+            problems.append(f"certificate #{i} could not be parsed: {exc}")
+    return certs, problems
+
+
+def describe_name(name: x509.Name) -> str:
+    """The CN if there is one, else the RFC 4514 string."""
+    cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if cns:
+        return str(cns[0].value)
+    return name.rfc4514_string() or "(empty name)"
+
+
+def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Does ``issuer``'s key verify ``cert``'s signature? Accepts SHA-1 and MD5 on purpose.
+
+    ``Certificate.verify_directly_issued_by`` refuses legacy algorithms such as
+    ecdsa-with-SHA1, and ``cryptography``'s path validator rejects SHA-1 outright; here we
+    need to know who signed a certificate independently of whether the algorithm is weak,
+    so that a SHA-1 chain is reported as tls.cert.weak_signature and not as untrusted.
+    """
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        key = issuer.public_key()
+        algo = cert.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey):
+            pad = cert.signature_algorithm_parameters
+            if pad is None:  # cryptography maps no parameters for legacy md5WithRSAEncryption
+                pad = padding.PKCS1v15()
+            if not isinstance(pad, padding.PSS | padding.PKCS1v15) or algo is None:
+                return False
+            key.verify(cert.signature, cert.tbs_certificate_bytes, pad, algo)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            if algo is None:
+                return False
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algo))
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes)
+        elif isinstance(key, dsa.DSAPublicKey):
+            if algo is None:
+                return False
+            key.verify(cert.signature, cert.tbs_certificate_bytes, algo)
+        else:
+            return False
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+        return False
+    return True
+
+
+def is_self_issued(cert: x509.Certificate) -> bool:
+    """Subject equals issuer and the certificate's own key verifies its signature."""
+    return cert.subject == cert.issuer and signed_by(cert, cert)
+
+
+def key_description(cert: x509.Certificate) -> tuple[str, int | None]:
+    """("RSA", 2048), ("EC", 256), ("DSA", 1024), ("Ed25519", 256) ..."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456
+    return type(key).__name__, None
+
+
+def _dns_sans(cert: x509.Certificate) -> tuple[list[str], list[str], bool]:
+    """(DNS names, IP addresses, whether a SAN extension is present)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], [], False
+    dns = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+    ips = [str(a) for a in san.get_values_for_type(x509.IPAddress)]
+    return dns, ips, True
+
+
+def _match_dns(host: str, pattern: str) -> bool:
+    """RFC 6125 matching: case-insensitive; a wildcard is a whole left-most label ``*`` and
+    covers exactly one label (never the bare parent, never an IP address)."""
+    host = host.lower().rstrip(".")
+    pattern = pattern.lower().rstrip(".")
+    if not pattern:
+        return False
+    if pattern.startswith("*."):
+        suffix = pattern[2:]
+        if "*" in suffix or suffix.count(".") < 1:
+            return False
+        head, _, rest = host.partition(".")
+        return bool(head) and rest == suffix
+    if "*" in pattern:
+        return False
+    return host == pattern
+
+
+def hostname_matches(host: str, cert: x509.Certificate) -> tuple[bool, list[str]]:
+    """Is ``host`` covered by the leaf's SAN (or its CN when it has no SAN extension)?
+
+    Returns the decision and the names that were considered.
+    """
+    bare = host.strip("[]").lower().rstrip(".")
+    dns, ips, has_san = _dns_sans(cert)
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        ip = None
+    if has_san:
+        if ip is not None:
+            return any(ipaddress.ip_address(a) == ip for a in ips), dns + ips
+        return any(_match_dns(bare, d) for d in dns), dns + ips
+    cns = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if ip is not None:
+        return any(c.strip() == str(ip) for c in cns), cns
+    return any(_match_dns(bare, c) for c in cns), cns
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def cert_summary(cert: x509.Certificate) -> dict[str, Any]:
+    kind, bits = key_description(cert)
+    algo = cert.signature_hash_algorithm
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_before": _iso(cert.not_valid_before_utc),
+        "not_after": _iso(cert.not_valid_after_utc),
+        "key": f"{kind}-{bits}" if bits else kind,
+        "signature_hash": algo.name if algo else None,
+        "sha256": cert.fingerprint(hashes.SHA256()).hex(),
+    }
+
+
+@dataclass
+class _Walk:
+    """The chain rebuilt from signatures, ignoring time, names and algorithm policy."""
+
+    kind: str  # "anchored" | "untrusted_root" | "open" | "wrong_key" | "too_long"
+    path: list[x509.Certificate]
+    used_extra: list[x509.Certificate] = field(default_factory=list)
+    missing_issuer: x509.Name | None = None
+
+
+def _same_cert(a: x509.Certificate, b: x509.Certificate) -> bool:
+    return a == b or (a.subject == b.subject and a.public_key() == b.public_key())
+
+
+def _walk_chain(
+    leaf: x509.Certificate,
+    served: list[x509.Certificate],
+    anchors: list[x509.Certificate],
+    extra: list[x509.Certificate],
+) -> _Walk:
+    """Follow issuer links from the leaf: served certificates first, then known extras.
+
+    Stops at a trust anchor (by identity, or by an anchor's key verifying the signature),
+    at a self-issued certificate that is not an anchor, or where no issuer can be found.
+    """
+    path = [leaf]
+    used_extra: list[x509.Certificate] = []
+    cur = leaf
+    for _ in range(_MAX_CHAIN_DEPTH):
+        if any(_same_cert(cur, a) for a in anchors):
+            return _Walk("anchored", path, used_extra)
+        anchor = next((a for a in anchors if signed_by(cur, a)), None)
+        if anchor is not None:
+            path.append(anchor)
+            return _Walk("anchored", path, used_extra)
+        if is_self_issued(cur):
+            return _Walk("untrusted_root", path, used_extra)
+        nxt = next((c for c in served if not any(c == q for q in path) and signed_by(cur, c)), None)
+        if nxt is None:
+            nxt = next((c for c in extra if not any(c == q for q in path) and signed_by(cur, c)), None)
+            if nxt is not None:
+                used_extra.append(nxt)
+        if nxt is None:
+            named = any(a.subject == cur.issuer for a in anchors) or any(
+                c.subject == cur.issuer for c in served + extra if c != cur
+            )
+            return _Walk("wrong_key" if named else "open", path, used_extra, cur.issuer)
+        path.append(nxt)
+        cur = nxt
+    return _Walk("too_long", path, used_extra)
+
+
+def _clamp(t: datetime, lo: datetime, hi: datetime) -> datetime:
+    return min(max(t, lo), hi)
+
+
+def _validation_times(path: list[x509.Certificate], now: datetime) -> list[datetime]:
+    """Times at which to run the strict validation so that the *leaf's* dates drop out.
+
+    ``now`` when the leaf is valid now (then intermediates are checked at ``now`` too).
+    Otherwise ``now`` clamped into the leaf's window, then into the window where every
+    certificate of the path is valid, when there is one: an expired leaf is often served
+    next to a re-issued intermediate whose validity starts after the leaf's ended.
+    """
+    leaf = path[0]
+    nb, na = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if nb <= now <= na:
+        return [now]
+    times = [_clamp(now, nb, na)]
+    lo = max(c.not_valid_before_utc for c in path)
+    hi = min(c.not_valid_after_utc for c in path)
+    if lo <= hi and _clamp(now, lo, hi) not in times:
+        times.append(_clamp(now, lo, hi))
+    return times
+
+
+def _subject_for_validation(host: str, leaf: x509.Certificate) -> Subject | None:
+    """A name the leaf really carries (the audited host when it matches): factors out a
+    host-name mismatch, which is reported on its own."""
+    bare = host.strip("[]").lower().rstrip(".")
+    dns, ips, _ = _dns_sans(leaf)
+    if hostname_matches(host, leaf)[0]:
+        try:
+            return x509.IPAddress(ipaddress.ip_address(bare))
+        except ValueError:
+            return x509.DNSName(bare)
+    for d in dns:
+        candidate = "wildcard-name." + d[2:] if d.startswith("*.") else d
+        if "*" not in candidate:
+            return x509.DNSName(candidate.lower())
+    for a in ips:
+        return x509.IPAddress(ipaddress.ip_address(a))
+    try:
+        return x509.IPAddress(ipaddress.ip_address(bare))
+    except ValueError:
+        return x509.DNSName(bare) if bare else None
+
+
+def _strict_validate(
+    leaf: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    anchors: list[x509.Certificate],
+    *,
+    host: str,
+    at: datetime,
+) -> str | None:
+    """Web-PKI validation with ``cryptography`` at ``at`` for a name the leaf carries.
+    Returns None when valid, else the validator's reason."""
+    if not anchors:
+        return "the trust store is empty"
+    subject = _subject_for_validation(host, leaf)
+    if subject is None:
+        return "no name to validate the leaf for"
+    try:
+        verifier = PolicyBuilder().store(Store(anchors)).time(at).build_server_verifier(subject)
+        verifier.verify(leaf, intermediates)
+    except VerificationError as exc:
+        return str(exc.args[0] if exc.args else exc)
+    except ValueError as exc:
+        return f"validation impossible: {exc}"
+    return None
+
+
+def _issuer_dates_problem(path: list[x509.Certificate], now: datetime) -> str | None:
+    """The first certificate above the leaf that is not valid *now*, as a reason, or None."""
+    for cert in path[1:]:
+        if cert.not_valid_after_utc < now:
+            return f"'{describe_name(cert.subject)}' expired on {_iso(cert.not_valid_after_utc)}"
+        if cert.not_valid_before_utc > now:
+            return f"'{describe_name(cert.subject)}' is not valid before {_iso(cert.not_valid_before_utc)}"
+    return None
+
+
+def _strict_problem(
+    path: list[x509.Certificate],
+    intermediates: list[x509.Certificate],
+    anchors: list[x509.Certificate],
+    *,
+    host: str,
+    now: datetime,
+) -> str | None:
+    """Why the rebuilt chain fails strict validation once the leaf's own dates and name are
+    set aside, or None. Call it once :func:`_issuer_dates_problem` found nothing."""
+    leaf = path[0]
+    reason: str | None = None
+    for at in _validation_times(path, now):
+        reason = _strict_validate(leaf, intermediates, anchors, host=host, at=at)
+        if reason is None:
+            return None
+    leaf_dated_out = not (leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc)
+    if reason and leaf_dated_out and "not valid at validation time" in reason:
+        # The leaf's window and its issuers' windows do not overlap, so no single validation
+        # time isolates the leaf's dates; the issuers were checked against ``now`` above and
+        # the leaf's dates are reported on their own.
+        return None
+    return reason
+
+
+def _weak_key(cert: x509.Certificate, p: dict[str, Any]) -> str | None:
+    kind, bits = key_description(cert)
+    if bits is None:
+        return None
+    if kind in ("RSA", "DSA") and bits < int(p["tls.min_rsa_bits"]):
+        return f"{kind} {bits} bits (minimum {int(p['tls.min_rsa_bits'])})"
+    if kind == "EC" and bits < int(p["tls.min_ec_bits"]):
+        return f"EC {bits} bits (minimum {int(p['tls.min_ec_bits'])})"
+    return None
+
+
+def _weak_signature(cert: x509.Certificate) -> str | None:
+    try:
+        algo = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return None
+    if isinstance(algo, _WEAK_HASHES):
+        return algo.name.upper().replace("SHA1", "SHA-1")
+    return None
+
+
+def _certificate_findings(
+    block: dict[str, Any], *, host: str, params: dict[str, Any], now: datetime
+) -> tuple[list[Finding3], list[str]]:
+    findings: list[Finding3] = []
+    errors: list[str] = []
+    deployments = block.get("deployments") or []
+    if block.get("no_certificate") and not deployments:
+        findings.append(
+            (
+                "tls.cert.untrusted",
+                "the server presented no certificate (anonymous cipher suites only)",
+                {"reason": "no certificate"},
+            )
+        )
+        return findings, errors
+    if not deployments:
+        return findings, ["could not test: certificate (no certificate chain was retrieved)"]
+
+    store = block.get("trust_store") or {}
+    anchors, problems = load_pem_list(store.get("anchors_pem") or [])
+    errors += [f"trust store: {m}" for m in problems]
+    extra, problems = load_pem_list(store.get("intermediates_pem") or [])
+    errors += [f"trust store: {m}" for m in problems]
+    # Other chains the same server sent (another key type, or without SNI) may carry the
+    # intermediate a deployment omits: that is knowledge of the server, not a guess.
+    for other in [d.get("chain_pem") or [] for d in deployments] + [
+        block.get("sni_disabled_chain_pem") or []
+    ]:
+        certs, _ = load_pem_list(other[1:])
+        extra += [c for c in certs if not any(c == e for e in extra)]
+    store_name = store.get("name") or "trust store"
+
+    for dep in deployments:
+        chain, problems = load_pem_list(dep.get("chain_pem") or [])
+        if problems or not chain:
+            errors.append("could not analyse a certificate chain: " + ("; ".join(problems) or "empty chain"))
+            continue
+        try:
+            findings += _deployment_findings(
+                chain, anchors=anchors, extra=extra, store_name=store_name, host=host, p=params, now=now
+            )
+        except _UNREADABLE_CERT as exc:
+            # Parsing is lazy: a key type, algorithm or extension cryptography cannot read
+            # only fails when it is used. That chain is untested; the rest still counts.
+            errors.append(f"could not analyse a certificate chain: {type(exc).__name__}: {exc}")
+    return findings, errors
+
+
+def _deployment_findings(
+    chain: list[x509.Certificate],
+    *,
+    anchors: list[x509.Certificate],
+    extra: list[x509.Certificate],
+    store_name: str,
+    host: str,
+    p: dict[str, Any],
+    now: datetime,
+) -> list[Finding3]:
+    out: list[Finding3] = []
+    leaf, served = chain[0], chain[1:]
+    leaf_name = describe_name(leaf.subject)
+    leaf_info = cert_summary(leaf)
+    nb, na = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+
+    # Dates of the leaf.
+    if na < now:
+        days = (now - na).days
+        out.append(
+            (
+                "tls.cert.expired",
+                f"certificate for {leaf_name} expired on {_iso(na)} ({days} day{'s' if days != 1 else ''} ago)",
+                {"leaf": leaf_info},
+            )
+        )
+    elif na - now <= timedelta(days=int(p["tls.cert_expiry_warning_days"])):
+        left = na - now
+        out.append(
+            (
+                "tls.cert.expiring_soon",
+                f"certificate for {leaf_name} expires on {_iso(na)} (in {left.days} days; warning window "
+                f"{int(p['tls.cert_expiry_warning_days'])} days)",
+                {"leaf": leaf_info, "seconds_left": int(left.total_seconds())},
+            )
+        )
+    if nb > now:
+        out.append(
+            (
+                "tls.cert.not_yet_valid",
+                f"certificate for {leaf_name} is not valid before {_iso(nb)}",
+                {"leaf": leaf_info},
+            )
+        )
+
+    # Host name.
+    matched, names = hostname_matches(host, leaf)
+    if not matched:
+        shown = ", ".join(names[:_MAX_LISTED]) or "no names"
+        out.append(
+            (
+                "tls.cert.hostname_mismatch",
+                f"{host} is not among the certificate's names ({shown})",
+                {"host": host, "names": names},
+            )
+        )
+
+    # Keys and signatures of what the server sends (not a self-signed root's own signature).
+    checked = [leaf] + [c for c in served if not is_self_issued(c)]
+    weak_keys = [(c, why) for c in checked if (why := _weak_key(c, p))]
+    if weak_keys:
+        out.append(
+            (
+                "tls.cert.weak_key",
+                "; ".join(f"{describe_name(c.subject)}: {why}" for c, why in weak_keys),
+                {"certificates": [cert_summary(c) for c, _ in weak_keys]},
+            )
+        )
+    sig_checked = [c for c in checked if not is_self_issued(c)]
+    weak_sigs = [(c, algo) for c in sig_checked if (algo := _weak_signature(c))]
+    if weak_sigs:
+        out.append(
+            (
+                "tls.cert.weak_signature",
+                "; ".join(f"{describe_name(c.subject)} signed with {algo}" for c, algo in weak_sigs),
+                {"certificates": [cert_summary(c) for c, _ in weak_sigs]},
+            )
+        )
+
+    out += _trust_findings(
+        leaf,
+        served,
+        anchors=anchors,
+        extra=extra,
+        store_name=store_name,
+        host=host,
+        now=now,
+        weak={c.fingerprint(hashes.SHA256()) for c, _ in weak_keys + weak_sigs},
+    )
+    return out
+
+
+def _trust_findings(
+    leaf: x509.Certificate,
+    served: list[x509.Certificate],
+    *,
+    anchors: list[x509.Certificate],
+    extra: list[x509.Certificate],
+    store_name: str,
+    host: str,
+    now: datetime,
+    weak: set[bytes],
+) -> list[Finding3]:
+    """Attribute a chain that does not validate to exactly one cause.
+
+    Rules, in order:
+
+    1. Rebuild the chain by signatures (:func:`_walk_chain`) from what the server sent, then
+       from *known* intermediates (non-root certificates of the CA file, and certificates the
+       same server sends in its other deployments). No AIA fetching: no network.
+    2. The leaf is self-issued and not itself in the store -> ``tls.cert.self_signed``
+       (instead of untrusted). A leaf that *is* in the store is trusted directly (pinned).
+    3. The chain reaches an anchor with served certificates only -> an issuer (intermediate
+       or anchor) outside its dates now is ``tls.cert.untrusted``. Otherwise strict validation
+       at a time inside the leaf's window and for a name the leaf carries; it is skipped when
+       a weak signature/key already reported is in the path (its verdict would repeat that).
+       Valid: nothing. Invalid: ``tls.cert.untrusted`` with the validator's reason (e.g.
+       missing extensions, a CA certificate without CA rights).
+    4. The chain reaches an anchor only with a known intermediate the server omitted ->
+       ``tls.cert.incomplete_chain`` (plus untrusted only if the completed chain is still
+       invalid for another reason).
+    5. The chain ends at a self-signed root that is not in the store -> untrusted.
+    6. The issuer of the last certificate is nowhere (not sent, not in the store, not
+       known): if the server sent *only the leaf* (nothing usable above it), the omission is
+       the observable fault -> ``tls.cert.incomplete_chain``, flagged
+       ``anchor_verified: false`` (public and private CAs issue server certificates from
+       intermediates, so a lone leaf almost always means a missing intermediate; whether that
+       intermediate leads to the store cannot be checked offline). If the server did send
+       intermediates and the top one's issuer is unknown, the missing certificate is a root
+       (servers rightly omit roots), so the root is not in the store -> untrusted.
+    7. An issuer *name* is present but its key does not verify the signature -> untrusted.
+    """
+    out: list[Finding3] = []
+    walk = _walk_chain(leaf, served, anchors, extra)
+    details: dict[str, Any] = {
+        "trust_store": store_name,
+        "path": [describe_name(c.subject) for c in walk.path],
+    }
+    leaf_name = describe_name(leaf.subject)
+    self_issued_leaf = is_self_issued(leaf)
+
+    if walk.kind == "anchored" and len(walk.path) == 1:
+        # The leaf itself is in the store (a pinned certificate): trusted directly, as
+        # OpenSSL and browsers do; web-PKI extension rules are for chains, not pins.
+        return out
+    if walk.kind == "anchored":
+        # An issuer outside its dates is a cause of its own. The strict validator refuses weak
+        # signatures and keys too, so with a weak certificate in the path its verdict would only
+        # repeat tls.cert.weak_key / weak_signature: it is not asked then.
+        reason = _issuer_dates_problem(walk.path, now)
+        if reason is None and not any(c.fingerprint(hashes.SHA256()) in weak for c in walk.path):
+            reason = _strict_problem(walk.path, served + walk.used_extra, anchors, host=host, now=now)
+        if walk.used_extra:
+            missing = [describe_name(c.subject) for c in walk.used_extra]
+            out.append(
+                (
+                    "tls.cert.incomplete_chain",
+                    f"the server does not send intermediate certificate {', '.join(missing)} needed to "
+                    f"reach the {store_name}",
+                    {**details, "missing": missing, "anchor_verified": True},
+                )
+            )
+        if reason is not None:
+            out.append(
+                (
+                    "tls.cert.untrusted",
+                    f"chain of {leaf_name} does not validate against the {store_name}: {reason}",
+                    {**details, "reason": reason},
+                )
+            )
+        return out
+
+    if self_issued_leaf:
+        out.append(
+            (
+                "tls.cert.self_signed",
+                f"certificate for {leaf_name} is self-signed and not in the {store_name}",
+                {**details, "leaf": cert_summary(leaf)},
+            )
+        )
+        return out
+
+    if walk.kind == "untrusted_root":
+        root = walk.path[-1]
+        out.append(
+            (
+                "tls.cert.untrusted",
+                f"chain of {leaf_name} ends at root '{describe_name(root.subject)}', which is not in the "
+                f"{store_name}",
+                {**details, "reason": "unknown root", "root": cert_summary(root)},
+            )
+        )
+        return out
+
+    if walk.kind == "open" and len(walk.path) == 1:
+        issuer = describe_name(leaf.issuer)
+        out.append(
+            (
+                "tls.cert.incomplete_chain",
+                f"the server sends only the leaf; its issuer '{issuer}' is neither sent nor in the "
+                f"{store_name} (missing intermediate; not fetched: no AIA retrieval)",
+                {**details, "missing": [issuer], "anchor_verified": False},
+            )
+        )
+        return out
+
+    last = walk.path[-1]
+    if walk.kind == "open":
+        reason = (
+            f"'{describe_name(last.subject)}' is issued by '{describe_name(last.issuer)}', which is neither "
+            f"sent nor in the {store_name}"
+        )
+    elif walk.kind == "wrong_key":
+        reason = (
+            f"'{describe_name(last.subject)}' names issuer '{describe_name(last.issuer)}' but no certificate "
+            "of that name verifies its signature"
+        )
+    else:
+        reason = "certificate chain too long or looping"
+    out.append(
+        (
+            "tls.cert.untrusted",
+            f"chain of {leaf_name} does not validate against the {store_name}: {reason}",
+            {**details, "reason": reason},
+        )
+    )
+    return out
