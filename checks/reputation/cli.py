@@ -11,7 +11,7 @@ from typing import Any
 from auditor.cli.common import positive_float, print_json
 from auditor.errors import AuditorError
 from auditor.text import clean
-from checks.reputation import feeds
+from checks.reputation import feeds, update
 from policies import SAMPLE_FEEDS_DIR
 
 
@@ -108,13 +108,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    config_path = Path(args.config).expanduser() if args.config else feeds.default_config_path()
-    config = feeds.read_feed_config(config_path)
-    directory = Path(args.dir).expanduser() if args.dir else (config.directory or feeds.default_update_dir())
+    config_path = Path(args.config).expanduser() if args.config else update.default_config_path()
+    config = update.read_feed_config(config_path)
+    directory = Path(args.dir).expanduser() if args.dir else (config.directory or update.default_update_dir())
     if directory.resolve() == SAMPLE_FEEDS_DIR.resolve():
         raise AuditorError("refusing to overwrite the built-in sample feed; choose another --dir")
     no_dns = args.no_dns or os.environ.get("AUDITOR_NO_DNS", "") not in ("", "0")
-    results = feeds.update_feeds(config, directory, timeout=args.timeout, resolve=list(args.resolve or []),
+    results = update.update_feeds(config, directory, timeout=args.timeout, resolve=list(args.resolve or []),
                                  ca_file=args.ca_file, allow_dns=not no_dns)
     if args.format == "json":
         print_json({"directory": str(directory), "results": [r.to_dict() for r in results]})

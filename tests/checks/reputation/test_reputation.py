@@ -30,7 +30,8 @@ from auditor.lab.server import LabHTTPServer, Page
 from auditor.lab.sites import Lab, RunningSite
 from auditor.targets import Resolver, make_target
 from checks.reputation.check import ReputationCheck
-from checks.reputation.feeds import load_feed_dir, parse_line, read_feed_config
+from checks.reputation.feeds import load_feed_dir, parse_line
+from checks.reputation.update import read_feed_config
 
 LAB_FIRST = "127.0.1.60"
 FEED_SERVER = "127.0.1.80"
