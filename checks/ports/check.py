@@ -209,6 +209,51 @@ def parse_nmap_xml(xml_text: str) -> tuple[list[OpenPort], dict[str, Any]]:
     return ports, facts
 
 
+def _port_scanner() -> Any:
+    """A python-nmap scanner on the nmap binary, or the one-line reason there is none."""
+    nmap_path = shutil.which("nmap")
+    if nmap_path is None:
+        return INSTALL_HINT
+    try:
+        import nmap
+    except ImportError:
+        return "python-nmap is not installed: pip install python-nmap"
+    try:
+        return nmap.PortScanner(nmap_search_path=(nmap_path,))
+    except nmap.PortScannerError as exc:
+        return f"{INSTALL_HINT} ({_first_line(exc)})"
+
+
+class _NmapLog:
+    """Runs nmap against one address and keeps what was run (commands, durations) for the evidence."""
+
+    def __init__(self, scanner: Any, address: str, family: list[str], deadline_left: Callable[[], float]) -> None:
+        self.scanner = scanner
+        self.address = address
+        self.family = family
+        self.deadline_left = deadline_left
+        self.commands: list[str] = []
+        self.durations: list[float] = []
+
+    def scan(self, ports: str, args: list[str], wall: float) -> tuple[list[OpenPort], dict[str, Any]]:
+        import nmap
+
+        arguments = " ".join(self.family + args)
+        # Hard stop for the nmap process: its own --host-timeout plus slack, within the site bound.
+        limit = max(2, int(min(wall + 5, max(2.0, self.deadline_left()))))
+        self.commands.append(f"nmap -oX - {self.address} -p {ports} {arguments}")
+        t0 = time.monotonic()
+        try:
+            self.scanner.scan(hosts=self.address, ports=ports, arguments=arguments, timeout=limit)
+        except nmap.PortScannerTimeout:
+            raise RuntimeError(f"nmap did not finish within {limit} s and was stopped") from None
+        except nmap.PortScannerError as exc:
+            raise RuntimeError(f"nmap failed: {_first_line(exc)}") from None
+        finally:
+            self.durations.append(round(time.monotonic() - t0, 2))
+        return parse_nmap_xml(self.scanner.get_nmap_last_output())
+
+
 class PortsCheck(Check):
     id: ClassVar[str] = "ports"
     title: ClassVar[str] = "Exposed network services (nmap)"
@@ -227,18 +272,9 @@ class PortsCheck(Check):
     catalogue: ClassVar[tuple[FindingSpec, ...]] = catalogue_of("checks.ports")  # findings.yaml
 
     def run(self, target: Target, ctx: CheckContext) -> CheckOutcome:
-        nmap_path = shutil.which("nmap")
-        if nmap_path is None:
-            return CheckOutcome.failed(INSTALL_HINT)
-        try:
-            import nmap
-        except ImportError:
-            return CheckOutcome.failed("python-nmap is not installed: pip install python-nmap")
-        try:
-            scanner = nmap.PortScanner(nmap_search_path=(nmap_path,))
-        except nmap.PortScannerError as exc:
-            return CheckOutcome.failed(f"{INSTALL_HINT} ({_first_line(exc)})")
-
+        scanner = _port_scanner()
+        if isinstance(scanner, str):
+            return CheckOutcome.failed(scanner)
         try:
             max_ports = int(ctx.param("ports.max_ports", 1024))
             spec = ctx.options.get("ports") or ctx.param("ports.list", DEFAULT_PORTS)
@@ -246,60 +282,67 @@ class PortsCheck(Check):
         except (TypeError, ValueError) as exc:
             return CheckOutcome.failed(str(exc))
         address = str(ipaddress.ip_address(target.address))
-        family = ["-6"] if ":" in address else []
         allowed = self._allowed_ports(target, ctx)
+        log = _NmapLog(scanner, address, ["-6"] if ":" in address else [], ctx.remaining)
         evidence: dict[str, Any] = {
             "address": address, "ports": port_spec, "ports_scanned": n_ports, "allowed_ports": allowed,
-            "nmap": ".".join(map(str, scanner.nmap_version())), "commands": [],
+            "nmap": ".".join(map(str, scanner.nmap_version())), "commands": log.commands,
         }
-
-        # 1. Which ports are open.
-        budget = min(float(ctx.param("ports.scan_timeout_s", 60)), ctx.remaining() - 2)
-        if budget < 2:
-            return CheckOutcome.failed("not enough time left in the site's time bound to run nmap", evidence)
-        try:
-            found, facts = self._nmap(scanner, address, port_spec,
-                                      family + ["-n", "-Pn", "-sT", "--max-retries", "1",
-                                                "--host-timeout", f"{int(budget)}s"],
-                                      budget, evidence, ctx.remaining)
-        except RuntimeError as exc:
-            return CheckOutcome.failed(str(exc), evidence)
-        if facts["timed_out"]:
-            return CheckOutcome.failed(f"nmap gave up on {address} after {int(budget)} s (host timeout)", evidence)
-        if facts.get("error"):
-            return CheckOutcome.failed(f"nmap failed: {facts['error']}", evidence)
-
-        # 2. What runs on them (bounded; the port table's guesses are kept when it runs out).
-        # The site's own web ports are left out: the tls and http checks judge them, and a
-        # web server makes nmap wait ~6 s for a banner that never comes.
-        web_ports = {target.port, target.http_port}
-        to_probe = [p for p in found if p.port not in web_ports]
-        evidence["service_detection"] = "nothing to probe" if not to_probe else "skipped"
-        if to_probe:
-            budget = min(float(ctx.param("ports.service_timeout_s", 30)), ctx.remaining() - 2)
-            intensity = max(0, min(9, int(ctx.param("ports.version_intensity", 4))))
-            if budget >= 1:
-                open_spec = ",".join(str(p.port) for p in to_probe)
-                try:
-                    probed, pfacts = self._nmap(
-                        scanner, address, open_spec,
-                        family + ["-n", "-Pn", "-sT", "-sV", "--version-intensity", str(intensity),
-                                  "--host-timeout", f"{int(budget)}s"],
-                        budget + 10, evidence, ctx.remaining)
-                except RuntimeError as exc:
-                    evidence["service_detection"] = f"failed: {exc}"
-                else:
-                    if pfacts.get("error"):
-                        evidence["service_detection"] = f"failed: nmap reported {pfacts['error']}"
-                    elif pfacts["timed_out"] or not probed:
-                        evidence["service_detection"] = (
-                            f"timed out (--host-timeout {int(budget)}s): service names from nmap's port table")
-                    else:
-                        by_port = {p.port: p for p in probed}
-                        found = [by_port.get(p.port, p) for p in found]
-                        evidence["service_detection"] = "done"
+        found, error = self._open_ports(log, port_spec, ctx)
+        if log.durations:
+            evidence["durations_s"] = log.durations
+        if error:
+            return CheckOutcome.failed(error, evidence)
+        found, evidence["service_detection"] = self._services(log, target, found, ctx)
         evidence["open"] = [p.to_dict() for p in found]
         return CheckOutcome(findings=self._findings(target, found, allowed), evidence=evidence)
+
+    @staticmethod
+    def _open_ports(log: _NmapLog, port_spec: str, ctx: CheckContext) -> tuple[list[OpenPort], str | None]:
+        """Step 1: which ports are open (a TCP connect scan), or why that could not be told."""
+        budget = min(float(ctx.param("ports.scan_timeout_s", 60)), ctx.remaining() - 2)
+        if budget < 2:
+            return [], "not enough time left in the site's time bound to run nmap"
+        try:
+            found, facts = log.scan(port_spec, ["-n", "-Pn", "-sT", "--max-retries", "1",
+                                                "--host-timeout", f"{int(budget)}s"], budget)
+        except RuntimeError as exc:
+            return [], str(exc)
+        if facts["timed_out"]:
+            return [], f"nmap gave up on {log.address} after {int(budget)} s (host timeout)"
+        if facts.get("error"):
+            return [], f"nmap failed: {facts['error']}"
+        return found, None
+
+    @staticmethod
+    def _services(log: _NmapLog, target: Target, found: list[OpenPort],
+                  ctx: CheckContext) -> tuple[list[OpenPort], str]:
+        """Step 2: what runs on the open ports, bounded; the port table's guesses are kept when
+        it runs out. Returns the ports and how service detection went.
+
+        The site's own web ports are left out: the tls and http checks judge them, and a web
+        server makes nmap wait ~6 s for a banner that never comes.
+        """
+        web_ports = {target.port, target.http_port}
+        to_probe = [p for p in found if p.port not in web_ports]
+        if not to_probe:
+            return found, "nothing to probe"
+        budget = min(float(ctx.param("ports.service_timeout_s", 30)), ctx.remaining() - 2)
+        intensity = max(0, min(9, int(ctx.param("ports.version_intensity", 4))))
+        if budget < 1:
+            return found, "skipped"
+        try:
+            probed, facts = log.scan(",".join(str(p.port) for p in to_probe),
+                                     ["-n", "-Pn", "-sT", "-sV", "--version-intensity", str(intensity),
+                                      "--host-timeout", f"{int(budget)}s"], budget + 10)
+        except RuntimeError as exc:
+            return found, f"failed: {exc}"
+        if facts.get("error"):
+            return found, f"failed: nmap reported {facts['error']}"
+        if facts["timed_out"] or not probed:
+            return found, f"timed out (--host-timeout {int(budget)}s): service names from nmap's port table"
+        by_port = {p.port: p for p in probed}
+        return [by_port.get(p.port, p) for p in found], "done"
 
     @staticmethod
     def _allowed_ports(target: Target, ctx: CheckContext) -> list[int]:
@@ -310,26 +353,6 @@ class PortsCheck(Check):
         except (TypeError, ValueError):
             ports = []
         return ports or sorted({target.port, target.http_port})
-
-    @staticmethod
-    def _nmap(scanner: Any, address: str, ports: str, args: list[str], wall: float,
-              evidence: dict[str, Any], deadline_left: Callable[[], float]) -> tuple[list[OpenPort], dict[str, Any]]:
-        import nmap
-
-        arguments = " ".join(args)
-        # Hard stop for the nmap process: its own --host-timeout plus slack, within the site bound.
-        limit = max(2, int(min(wall + 5, max(2.0, deadline_left()))))
-        evidence["commands"].append(f"nmap -oX - {address} -p {ports} {arguments}")
-        t0 = time.monotonic()
-        try:
-            scanner.scan(hosts=address, ports=ports, arguments=arguments, timeout=limit)
-        except nmap.PortScannerTimeout:
-            raise RuntimeError(f"nmap did not finish within {limit} s and was stopped") from None
-        except nmap.PortScannerError as exc:
-            raise RuntimeError(f"nmap failed: {_first_line(exc)}") from None
-        finally:
-            evidence.setdefault("durations_s", []).append(round(time.monotonic() - t0, 2))
-        return parse_nmap_xml(scanner.get_nmap_last_output())
 
     def _findings(self, target: Target, found: list[OpenPort], allowed: list[int]) -> list[Finding]:
         out: list[Finding] = []

@@ -20,7 +20,7 @@ import pytest
 from project_paths import PROJECT
 
 from auditor.check import CheckContext, CheckOutcome
-from checks.ports.check import INSTALL_HINT, OpenPort, PortsCheck, classify_service, parse_port_spec
+from checks.ports.check import INSTALL_HINT, OpenPort, PortsCheck, _NmapLog, classify_service, parse_port_spec
 
 ADDR = "127.0.2.20"
 SLOW_ADDR = "127.0.2.21"
@@ -181,15 +181,15 @@ def test_service_detection_time_bound(services: FakeServices) -> None:
 def test_service_detection_error_keeps_the_port_table(services: FakeServices,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """An -sV run that nmap reports as failed is said so; its partial output is not used."""
-    real = PortsCheck._nmap
+    real = _NmapLog.scan
 
-    def failing_sv(scanner, address, ports, args, wall, evidence, left):  # type: ignore[no-untyped-def]
-        found, facts = real(scanner, address, ports, args, wall, evidence, left)
+    def failing_sv(log, ports, args, wall):  # type: ignore[no-untyped-def]
+        found, facts = real(log, ports, args, wall)
         if "-sV" in args:
             facts = {**facts, "error": "Failed to resolve service probes"}
         return found, facts
 
-    monkeypatch.setattr(PortsCheck, "_nmap", staticmethod(failing_sv))
+    monkeypatch.setattr(_NmapLog, "scan", failing_sv)
     outcome, _ = run_check("3306")
     assert outcome.error is None, outcome.error
     assert outcome.evidence["service_detection"] == "failed: nmap reported Failed to resolve service probes"
