@@ -31,6 +31,7 @@ from auditor import storage
 from auditor.errors import AuditorError
 from auditor.models import Certificate, FindingRecord, Scan, utcnow
 from auditor.scanning import Auditor, ScanRequest
+from certificates.rules import RULE_IDS, resolve_policy
 from policies import SAMPLE_FEEDS_DIR as SAMPLE_DIR
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
@@ -108,7 +109,7 @@ def test_failing_site_is_refused_with_each_failed_rule(env, cli) -> None:  # typ
     with storage.session_scope(env["db"]) as s:
         assert s.exec(select(Certificate)).all() == []
         rules = {x.rule: x for x in C.certificate_rules(s, env["bad"])}
-    assert set(rules) == set(C.RULE_IDS)
+    assert set(rules) == set(RULE_IDS)
     assert rules["checks.completed"].ok and rules["level.requirements"].ok
     assert "no security level declared" in rules["level.requirements"].detail
 
@@ -279,8 +280,8 @@ def test_suspend_reinstate_renew(env, issued) -> None:  # type: ignore[no-untype
         near = cert.expires_at - timedelta(days=10)
         # "Near expiry" is simulated with the same scans a year on: lift the scan-age rule here
         # (a real re-audit rests on the scan it has just made).
-        aged = dataclasses.replace(C._policy(None), certificate={**C._policy(None).certificate,
-                                                                 "max_scan_age_days": 1000})
+        aged = dataclasses.replace(resolve_policy(None), certificate={**resolve_policy(None).certificate,
+                                                                         "max_scan_age_days": 1000})
         t = C.reassess(s, env["good"], good_scan, key_path=env["key"], now=near, policy=aged)
         assert t.action == "renew" and t.previous_serial == issued["serial"] and t.serial != issued["serial"]
         new = C.get_certificate(s, t.serial)
@@ -390,7 +391,7 @@ def test_newest_scan_failing_refuses_even_after_an_older_pass(env, tmp_path, cli
 def test_a_scan_without_every_required_check_is_refused(env, tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
     """Consent and privacy policy (privacy) and blocklists (reputation) are network-trust criteria
     too (Decree 137/2024): a scan of tls and http alone, however good, does not certify."""
-    assert C._policy(None).certificate["require_checks"] == CERT_CHECKS.split(",")
+    assert resolve_policy(None).certificate["require_checks"] == CERT_CHECKS.split(",")
     db = f"sqlite:///{tmp_path / 'partial.db'}"
     Auditor(db=db).scan(ScanRequest(targets=[env["good"]], resolve=env["resolve"], ca_file=env["ca"],
                                     allow_dns=False, checks="tls,http", timeout=5.0))
