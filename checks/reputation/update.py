@@ -149,51 +149,13 @@ def update_feeds(
 
 def _update_one(source: FeedSource, directory: Path, resolver: Any, timeout: float,
                 ca_file: str | None) -> UpdateResult:
-    from auditor.check import CheckContext
-    from auditor.targets import Target
-    from checks.web import net
-
     result = UpdateResult(source.name, source.url, "failed")
-    try:
-        parts = urlsplit(source.url)
-        host = normalize_host(parts.hostname or "")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = resolver.resolve(host, port)
-    except (AuditorError, ValueError) as exc:
-        result.error = str(exc)
+    body, error = _download(source, resolver, timeout, ca_file)
+    if error is None:
+        body, error = _gunzip(body, source.max_bytes)
+    if error is not None:
+        result.error = error
         return result
-    ctx = CheckContext(timeout=timeout, deadline=time.monotonic() + 4 * timeout, ca_file=ca_file,
-                       resolver=resolver)
-    target = Target(url=source.url, host=host, port=port, address=address)
-    try:
-        with net.make_session(ctx, target, verify=True) as session:
-            chain, stop = net.follow(session, source.url, ctx=ctx, max_bytes=source.max_bytes,
-                                     same_site_only=False, allowed_hosts={host},
-                                     schemes=frozenset({"http", "https"}))
-    except net.FetchError as exc:
-        result.error = exc.message
-        return result
-    last = chain[-1]
-    if stop is not None:
-        result.error = f"redirects not followed to the end: {stop}"
-        return result
-    if last.status != 200:
-        result.error = f"HTTP {last.status} from {last.url}"
-        return result
-    if last.truncated:
-        result.error = last.body_error or f"larger than max_bytes ({source.max_bytes}); old file kept"
-        return result
-    body = last.body
-    if body[:2] == b"\x1f\x8b":
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(body)) as gz:
-                body = gz.read(source.max_bytes + 1)
-        except (OSError, EOFError) as exc:
-            result.error = f"bad gzip data: {exc}"
-            return result
-        if len(body) > source.max_bytes:
-            result.error = f"decompressed size over max_bytes ({source.max_bytes}); old file kept"
-            return result
     text = body.decode("utf-8", errors="replace")
     entries = _count_entries(text)
     if entries == 0:
@@ -205,8 +167,65 @@ def _update_one(source: FeedSource, directory: Path, resolver: Any, timeout: flo
         if dest.is_file() and dest.read_bytes() == data:
             result.status, result.entries, result.bytes = "unchanged", entries, len(data)
             return result
+    error = _replace_file(dest, data)
+    if error is not None:
+        result.error = error
+        return result
+    result.status, result.entries, result.bytes = "updated", entries, len(data)
+    return result
+
+
+def _download(source: FeedSource, resolver: Any, timeout: float, ca_file: str | None) -> tuple[bytes, str | None]:
+    """The complete body of a feed URL (redirects followed on its own host), or why not."""
+    from auditor.check import CheckContext
+    from auditor.targets import Target
+    from checks.web import net
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{source.file}.", suffix=".tmp", dir=directory)
+        parts = urlsplit(source.url)
+        host = normalize_host(parts.hostname or "")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = resolver.resolve(host, port)
+    except (AuditorError, ValueError) as exc:
+        return b"", str(exc)
+    ctx = CheckContext(timeout=timeout, deadline=time.monotonic() + 4 * timeout, ca_file=ca_file,
+                       resolver=resolver)
+    target = Target(url=source.url, host=host, port=port, address=address)
+    try:
+        with net.make_session(ctx, target, verify=True) as session:
+            chain, stop = net.follow(session, source.url, ctx=ctx, max_bytes=source.max_bytes,
+                                     same_site_only=False, allowed_hosts={host},
+                                     schemes=frozenset({"http", "https"}))
+    except net.FetchError as exc:
+        return b"", exc.message
+    last = chain[-1]
+    if stop is not None:
+        return b"", f"redirects not followed to the end: {stop}"
+    if last.status != 200:
+        return b"", f"HTTP {last.status} from {last.url}"
+    if last.truncated:
+        return b"", last.body_error or f"larger than max_bytes ({source.max_bytes}); old file kept"
+    return last.body, None
+
+
+def _gunzip(body: bytes, max_bytes: int) -> tuple[bytes, str | None]:
+    """A gzip body decompressed within ``max_bytes`` (a plain body as it is)."""
+    if body[:2] != b"\x1f\x8b":
+        return body, None
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as gz:
+            body = gz.read(max_bytes + 1)
+    except (OSError, EOFError) as exc:
+        return b"", f"bad gzip data: {exc}"
+    if len(body) > max_bytes:
+        return b"", f"decompressed size over max_bytes ({max_bytes}); old file kept"
+    return body, None
+
+
+def _replace_file(dest: Path, data: bytes) -> str | None:
+    """Write ``dest`` atomically (temporary file, fsync, rename); the reason on failure."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -217,7 +236,5 @@ def _update_one(source: FeedSource, directory: Path, resolver: Any, timeout: flo
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
     except OSError as exc:
-        result.error = f"cannot write {dest}: {exc.strerror or exc}"
-        return result
-    result.status, result.entries, result.bytes = "updated", entries, len(data)
-    return result
+        return f"cannot write {dest}: {exc.strerror or exc}"
+    return None
