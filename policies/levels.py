@@ -33,7 +33,7 @@ from typing import Any
 
 from auditor.datafiles import load_yaml
 from auditor.errors import AuditorError
-from policies import policy_dir
+from policies import PolicyFiles
 
 # --- declared attributes the rules may read ----------------------------------------------
 
@@ -348,7 +348,7 @@ def _as_date(value: Any, where: str) -> date:
 
 
 def rulesets_dir(directory: str | Path | None = None) -> Path:
-    return policy_dir(directory) / "rulesets"
+    return PolicyFiles.at(directory).file("rulesets")
 
 
 def available_rulesets(directory: str | Path | None = None) -> list[str]:
