@@ -28,8 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from reports.registry_site import build_registry
+    from scheduler.admin import enrolled_in
 
-    built = build_registry(args.db, args.out_dir, key_path=args.key, verify_url=args.verify_url)
+    built = build_registry(args.db, args.out_dir, key_path=args.key, verify_url=args.verify_url,
+                           enrolled=enrolled_in(args.db))
     print(f"registry: {built.sites} site(s), {built.assessed} assessed, "
           f"{built.sites - built.assessed} not yet assessed -> {built.out_dir / 'index.html'}")
     return 0

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 from markupsafe import Markup
-from sqlalchemy import func, inspect
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from auditor import storage
@@ -67,18 +68,11 @@ class RegistryBuild:
 # -- data -------------------------------------------------------------------------------------
 
 
-def _inventory(session: Session) -> list[Site]:
-    """Sites of systems, plus sites enrolled by hand in the schedule (not removed)."""
-    enrolled: set[str] = set()
-    if inspect(session.get_bind()).has_table("schedule_setting"):
-        from scheduler.store import ScheduleSetting
-
-        enrolled = {
-            s.key for s in session.exec(select(ScheduleSetting).where(ScheduleSetting.scope == "site"))
-            if s.state != "removed"
-        }
+def _inventory(session: Session, enrolled: Iterable[str] = ()) -> list[Site]:
+    """Sites of systems, plus the ``enrolled`` ones (URLs the caller enrolled without a system)."""
+    extra = set(enrolled)
     sites = session.exec(select(Site)).all()
-    return [s for s in sites if s.system_id is not None or s.url in enrolled]
+    return [s for s in sites if s.system_id is not None or s.url in extra]
 
 
 def _certificate_of(certs: list[Certificate]) -> Certificate | None:
@@ -95,8 +89,13 @@ def _shown_status(cert: Certificate, now: datetime) -> str:
     return cert.status
 
 
-def registry_entries(session: Session, now: datetime | None = None) -> tuple[list[dict[str, Any]], dict[str, Certificate]]:
+def registry_entries(
+    session: Session, now: datetime | None = None, enrolled: Iterable[str] = ()
+) -> tuple[list[dict[str, Any]], dict[str, Certificate]]:
     """The ``sites`` list of registry.json, and the certificate behind each serial shown.
+
+    The sites are those of every information system plus ``enrolled`` (site URLs listed
+    without a system, e.g. the scheduler's hand-enrolled sites).
 
     A constant number of queries whatever the number of sites (thousands are expected).
     """
@@ -111,7 +110,7 @@ def registry_entries(session: Session, now: datetime | None = None) -> tuple[lis
         certs_by_site.setdefault(cert.site_id, []).append(cert)
     entries: list[dict[str, Any]] = []
     shown: dict[str, Certificate] = {}
-    for site in _inventory(session):
+    for site in _inventory(session, enrolled):
         system = systems.get(site.system_id) if site.system_id is not None else None
         last = last_scan.get(site.url)
         cert = _certificate_of(certs_by_site.get(site.id or 0, []))
@@ -286,14 +285,19 @@ def build_registry(
     key_path: str | None = None,
     verify_url: str | None = None,
     now: datetime | None = None,
+    enrolled: Iterable[str] = (),
 ) -> RegistryBuild:
-    """Write the registry into ``out_dir`` (created if missing)."""
+    """Write the registry into ``out_dir`` (created if missing).
+
+    ``enrolled``: site URLs to publish besides the sites of information systems (the caller
+    knows them, e.g. :func:`scheduler.admin.enrolled_sites`; this module reads no scheduler table).
+    """
     out = Path(out_dir)
     check_destination(out, verify_url)
     now = now or utcnow()
     generated_at = iso(now) or ""
     with storage.session_scope(db) as session:
-        entries, certs = registry_entries(session, now)
+        entries, certs = registry_entries(session, now, enrolled)
         cert_files = {
             serial: _certificate_file(cert, _shown_status(cert, now))
             for serial, cert in certs.items() if SERIAL_RE.fullmatch(serial)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from sqlalchemy import func
+from sqlalchemy import func, inspect
 from sqlmodel import Session, select
 
 from auditor import storage
@@ -54,6 +54,26 @@ def sync(db: str | None) -> None:
     """Bring the job store in line with the inventory and the settings."""
     with paused_scheduler(db) as scheduler:
         _sync_with(scheduler, db)
+
+
+def enrolled_sites(session: Session) -> list[str]:
+    """URLs enrolled by hand (``auditor schedule add URL``) and not removed, sorted.
+
+    Sites of an information system are enrolled through their system; these are the others,
+    which the public registry lists as well. A database the scheduler never touched has none.
+    """
+    if not inspect(session.get_bind()).has_table(ScheduleSetting.__tablename__):
+        return []
+    rows = session.exec(
+        select(ScheduleSetting.key).where(ScheduleSetting.scope == "site", ScheduleSetting.state != "removed")
+    )
+    return sorted(set(rows))
+
+
+def enrolled_in(db: str | None) -> list[str]:
+    """:func:`enrolled_sites` of the database ``db`` (for callers without a session)."""
+    with storage.session_scope(db) as session:
+        return enrolled_sites(session)
 
 
 def normalise_url(url: str) -> str:

@@ -25,6 +25,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from sqlmodel import Session, select
 
 from auditor.models import InformationSystem, Scan, Site
+from scheduler import dispatch
 from scheduler.spec import DEFAULT_SPEC, misfire_grace_seconds
 from scheduler.store import ScheduleSetting
 from scheduler.triggers import trigger_for
@@ -41,15 +42,14 @@ def job_id(url: str) -> str:
 def rerun_site(url: str, *, slot: datetime | None = None, run_id: int | None = None, spec: str = "") -> Any:
     """The job function (referenced by name from the job store): re-audit one site.
 
-    It hands the run to the service of this process; the executor passes ``slot`` and the
-    ``run_id`` it claimed.
+    It hands the run to the service of this process (registered in :mod:`scheduler.dispatch`);
+    the executor passes ``slot`` and the ``run_id`` it claimed. Keep its name and signature:
+    stored jobs reference ``scheduler.jobs:rerun_site``.
     """
-    from scheduler.service import active_service
-
-    service = active_service()
-    if service is None or slot is None or run_id is None:
+    execute = dispatch.current()
+    if execute is None or slot is None or run_id is None:
         raise RuntimeError("site jobs run only under the scheduler service's slot executor")
-    return service.execute(url, slot, run_id)
+    return execute(url, slot, run_id)
 
 
 class SiteJobStore(SQLAlchemyJobStore):

@@ -45,20 +45,12 @@ from auditor.errors import AuditorError
 from auditor.models import utcnow
 from auditor.results import iso
 from auditor.scanning import Auditor, ScanRequest
-from scheduler import lifecycle, notify, runs
+from scheduler import dispatch, lifecycle, notify, runs
+from scheduler.admin import enrolled_in
 from scheduler.events import EventLog
 from scheduler.executor import SlotExecutor, WorkItem
 from scheduler.jobs import SiteJobStore, plan_sites, reconcile
 from scheduler.store import JOBS_TABLE, scheduler_engine
-
-_ACTIVE: Service | None = None
-_ACTIVE_LOCK = threading.Lock()
-
-
-def active_service() -> Service | None:
-    """The service running in this process (the job function hands its runs to it)."""
-    return _ACTIVE
-
 
 CLAIM_ATTEMPTS = 3
 CLAIM_RETRY_DELAY_S = 0.5
@@ -138,12 +130,7 @@ class Service:
 
     def run(self, stop: threading.Event) -> int:
         """Run until ``stop`` is set. Returns how many runs had to be interrupted."""
-        global _ACTIVE
-        with _ACTIVE_LOCK:
-            if _ACTIVE is not None:
-                raise AuditorError("a scheduler service is already running in this process")
-            _ACTIVE = self
-        try:
+        with dispatch.registered(self.execute):  # the site jobs hand their runs to this service
             url = self.engine.url.render_as_string(hide_password=True)
             self.log.emit("scheduler_starting", db=url, workers=self.config.workers,
                           registry_out=str(self.config.registry_out) if self.config.registry_out else None,
@@ -161,9 +148,6 @@ class Service:
                     self.scheduler.shutdown(wait=False)
                 raise
             return self._stop()
-        finally:
-            with _ACTIVE_LOCK:
-                _ACTIVE = None
 
     def _maintain(self, *, startup: bool = False) -> None:
         """Interrupt dead processes' runs, reconcile jobs with the inventory, retry."""
@@ -404,7 +388,8 @@ class Service:
                 self._registry_dirty.clear()
                 try:
                     built = build_registry(self.config.db, out, key_path=self.config.key_path,
-                                           verify_url=self.config.registry_verify_url)
+                                           verify_url=self.config.registry_verify_url,
+                                           enrolled=enrolled_in(self.config.db))
                 except (AuditorError, OSError, SQLAlchemyError) as exc:
                     self.log.emit("registry_failed", out=str(out), error=str(exc).splitlines()[0])
                     return
@@ -421,4 +406,4 @@ def iso_ms(dt: datetime | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}Z"
 
 
-__all__ = ["Service", "ServiceConfig", "active_service", "iso", "iso_ms"]
+__all__ = ["Service", "ServiceConfig", "iso", "iso_ms"]

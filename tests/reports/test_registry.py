@@ -26,7 +26,7 @@ from project_paths import PROJECT
 from auditor import storage
 from auditor.models import Certificate, InformationSystem, Scan, Site
 from reports.registry_site import build_registry, csv_safe
-from scheduler.admin import add_site
+from scheduler.admin import add_site, enrolled_in
 
 ROOT = PROJECT
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -104,7 +104,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     db = f"sqlite:///{base / 'audit.db'}"
     populate(db, hostile=True)
     out = base / "site"
-    result = build_registry(db, out, key_path=str(base / "no-key.pem"), now=NOW)
+    result = build_registry(db, out, enrolled=enrolled_in(db), key_path=str(base / "no-key.pem"), now=NOW)
     assert result.sites == 8 and result.assessed == 4
     yield out
 
@@ -250,7 +250,7 @@ def test_registry_screenshot_renders(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'audit.db'}"
     populate(db, hostile=False)
     out = tmp_path / "site"
-    build_registry(db, out, key_path=str(tmp_path / "no-key.pem"), now=NOW)
+    build_registry(db, out, enrolled=enrolled_in(db), key_path=str(tmp_path / "no-key.pem"), now=NOW)
     png = tmp_path / "registry.png"
     chromium((out / "index.html").resolve().as_uri(), tmp_path / "profile", screenshot=png, size="1440,820")
     image = Image.open(png).convert("RGB")
