@@ -1,12 +1,13 @@
-"""Pure analysis of normalised TLS evidence: evidence dict in, ``tls.*`` findings out.
+"""Pure analysis of TLS evidence: :class:`~checks.tls.evidence.TLSEvidence` in, ``tls.*`` findings out.
 
-Nothing here touches the network or sslyze. :func:`analyse` receives the JSON-able evidence
-that :func:`checks.tls.check.collect` records (or a hand-made / recorded one in tests) and derives
+Nothing here touches the network or sslyze. :func:`analyse` receives the evidence that
+:func:`checks.tls.collect.collect` records, or its stored JSON (or a hand-made one in tests,
+read with :meth:`TLSEvidence.from_dict`), and derives
 every finding from it, so a stored scan can be re-analysed later with other parameters or
 another ``now``, and findings the local OpenSSL cannot plant (SSL 2.0, RC4, Heartbleed, ...)
 can be tested by feeding evidence.
 
-Evidence shape (``schema`` 1)::
+Stored JSON shape (``schema`` 1, :meth:`TLSEvidence.to_dict`)::
 
     {
       "schema": 1,
@@ -53,7 +54,13 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, Subject, VerificationError
 
-SCHEMA = 1
+from checks.tls.evidence import (
+    CertificateEvidence,
+    CipherSuite,
+    ProtocolResult,
+    TLSEvidence,
+    Vulnerabilities,
+)
 
 # Evidence key -> (display name, finding id raised when accepted, sslyze scan command).
 PROTOCOLS: dict[str, tuple[str, str | None, str]] = {
@@ -121,57 +128,57 @@ Finding3 = tuple[str, str, dict[str, Any]]
 
 
 def analyse(
-    evidence: dict[str, Any], *, host: str, params: dict[str, Any], now: datetime
+    evidence: TLSEvidence | dict[str, Any], *, host: str, params: dict[str, Any], now: datetime
 ) -> tuple[list[Finding3], list[str]]:
     """Derive ``(finding_id, evidence_line, details)`` triples and error strings.
 
-    ``params`` are merged over :data:`DEFAULT_PARAMS`. ``now`` must be timezone-aware (a
-    naive value is taken as UTC). Errors say what could not be tested; the findings derived
-    from everything else are still returned.
+    ``evidence`` is what :func:`checks.tls.collect.collect` returned, or its stored JSON
+    (``TLSEvidence.to_dict()``, read back with :meth:`TLSEvidence.from_dict`) when a stored
+    scan is re-judged. ``params`` are merged over :data:`DEFAULT_PARAMS`. ``now`` must be
+    timezone-aware (a naive value is taken as UTC). Errors say what could not be tested; the
+    findings derived from everything else are still returned.
     """
+    ev = evidence if isinstance(evidence, TLSEvidence) else TLSEvidence.from_dict(evidence)
     p = {**DEFAULT_PARAMS, **(params or {})}
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    findings: list[Finding3] = []
-    errors: list[str] = []
-    command_errors: dict[str, str] = dict(evidence.get("errors") or {})
+    settled = _connectivity_verdict(ev)
+    if settled is not None:
+        return settled
 
-    conn = evidence.get("connectivity") or {}
-    status = conn.get("status")
-    target = evidence.get("target") or {}
-    where = f"{target.get('address', '?')}:{target.get('port', '?')}"
-    if status == "unreachable":
-        return [], [f"cannot connect to {where}: {conn.get('error') or 'connection failed'}"]
-    if status == "no_tls":
-        line = f"{where} accepts TCP connections but no SSL/TLS handshake completed"
-        if conn.get("error"):
-            line += f" ({conn['error']})"
-        return [("tls.not_offered", line, {"error": conn.get("error")})], []
-    if status == "sslv2_only":
-        findings.append(
-            ("tls.protocol.sslv2", "only SSL 2.0 completes a handshake", {"error": conn.get("error")})
-        )
-        return findings, ["could not test anything beyond SSL 2.0: the server speaks nothing else"]
-    if status != "ok":
-        return [], [f"TLS scan of {where} did not complete: {conn.get('error') or 'unknown state'}"]
+    command_errors = dict(ev.errors)
+    errors = [command_errors.pop(key) for key in ("scan", "deadline") if key in command_errors]
+    protocol_findings, protocol_errors = _protocol_findings(ev.protocols, command_errors)
+    vuln_findings, vuln_errors = _vuln_findings(ev.vulnerabilities, ev.protocols, command_errors)
+    findings = protocol_findings + _cipher_findings(ev.protocols, p) + vuln_findings
+    errors += protocol_errors + vuln_errors
 
-    for key in ("scan", "deadline"):
-        if key in command_errors:
-            errors.append(command_errors.pop(key))
-
-    protocols = evidence.get("protocols") or {}
-    findings += _protocol_findings(protocols, command_errors, errors)
-    findings += _cipher_findings(protocols, p)
-    findings += _vuln_findings(evidence.get("vulnerabilities") or {}, protocols, command_errors, errors)
-
-    cert_block = evidence.get("certificate")
-    if cert_block is None:
+    if ev.certificate is None:
         errors.append(_could_not_test("certificate_info", command_errors))
     else:
-        cert_findings, cert_errors = _certificate_findings(cert_block, host=host, params=p, now=now)
+        cert_findings, cert_errors = _certificate_findings(ev.certificate, host=host, params=p, now=now)
         findings += cert_findings
         errors += cert_errors
-
     return _dedupe(findings), errors
+
+
+def _connectivity_verdict(ev: TLSEvidence) -> tuple[list[Finding3], list[str]] | None:
+    """The whole answer when no TLS scan could run (no TCP, no TLS, SSL 2.0 only, unknown);
+    None when the handshake worked and the scan results are to be judged."""
+    conn = ev.connectivity
+    where = f"{ev.target.address or '?'}:{ev.target.port or '?'}"
+    if conn.status == "unreachable":
+        return [], [f"cannot connect to {where}: {conn.error or 'connection failed'}"]
+    if conn.status == "no_tls":
+        line = f"{where} accepts TCP connections but no SSL/TLS handshake completed"
+        if conn.error:
+            line += f" ({conn.error})"
+        return [("tls.not_offered", line, {"error": conn.error})], []
+    if conn.status == "sslv2_only":
+        finding = ("tls.protocol.sslv2", "only SSL 2.0 completes a handshake", {"error": conn.error})
+        return [finding], ["could not test anything beyond SSL 2.0: the server speaks nothing else"]
+    if conn.status != "ok":
+        return [], [f"TLS scan of {where} did not complete: {conn.error or 'unknown state'}"]
+    return None
 
 
 def _could_not_test(command: str, command_errors: dict[str, str]) -> str:
@@ -191,46 +198,42 @@ def _dedupe(findings: list[Finding3]) -> list[Finding3]:
     return list(out.values())
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
 # --------------------------------------------------------------------------- protocols
 
 
-def _accepted(protocols: dict[str, Any], key: str) -> list[dict[str, Any]] | None:
+def _accepted(protocols: dict[str, ProtocolResult], key: str) -> list[CipherSuite] | None:
     """Accepted suites of one protocol, or None when that protocol was not tested."""
     entry = protocols.get(key)
-    if not isinstance(entry, dict) or "accepted" not in entry:
-        return None
-    return list(entry["accepted"] or [])
+    return None if entry is None else list(entry.accepted)
 
 
 def _protocol_findings(
-    protocols: dict[str, Any], command_errors: dict[str, str], errors: list[str]
-) -> list[Finding3]:
+    protocols: dict[str, ProtocolResult], command_errors: dict[str, str]
+) -> tuple[list[Finding3], list[str]]:
     out: list[Finding3] = []
+    errors: list[str] = []
     for key, (label, finding_id, command) in PROTOCOLS.items():
         suites = _accepted(protocols, key)
         if suites is None:
             errors.append(_could_not_test(command, command_errors))
             continue
         if suites and finding_id:
-            names = [s["name"] for s in suites]
-            out.append(
-                (
-                    finding_id,
-                    f"{label} accepted with {len(suites)} cipher suite{'s' if len(suites) != 1 else ''}",
-                    {"protocol": label, "cipher_suites": names},
-                )
-            )
+            details = {"protocol": label, "cipher_suites": [s.name for s in suites]}
+            out.append((finding_id, f"{label} accepted with {_plural(len(suites), 'cipher suite')}", details))
     tls13 = _accepted(protocols, "tls1_3")
     if tls13 is not None and not tls13:
         highest = _highest_accepted(protocols)
-        line = "TLS 1.3 not accepted" + (f" (highest accepted: {PROTOCOLS[highest][0]})" if highest else "")
-        out.append(
-            ("tls.protocol.no_tls1_3", line, {"highest_protocol": PROTOCOLS[highest][0] if highest else None})
-        )
-    return out
+        label = PROTOCOLS[highest][0] if highest else None
+        line = "TLS 1.3 not accepted" + (f" (highest accepted: {label})" if label else "")
+        out.append(("tls.protocol.no_tls1_3", line, {"highest_protocol": label}))
+    return out, errors
 
 
-def _highest_accepted(protocols: dict[str, Any]) -> str | None:
+def _highest_accepted(protocols: dict[str, ProtocolResult]) -> str | None:
     best = None
     for key in PROTOCOL_ORDER:
         if _accepted(protocols, key):
@@ -251,174 +254,163 @@ _INSECURE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-def insecure_reasons(suite: dict[str, Any]) -> list[str]:
+def insecure_reasons(suite: CipherSuite) -> list[str]:
     """Why a suite is insecure (NULL, anonymous, EXPORT, RC4, DES/3DES, MD5), or []."""
-    names = [str(suite.get("name") or "").upper(), str(suite.get("openssl_name") or "").upper()]
+    names = [suite.name.upper(), str(suite.openssl_name or "").upper()]
     reasons = []
     for reason, pattern in _INSECURE_PATTERNS:
         if any(pattern.search(n) for n in names if n):
             reasons.append(reason)
-    if suite.get("anonymous") and "anonymous" not in reasons:
+    if suite.anonymous and "anonymous" not in reasons:
         reasons.append("anonymous")
     if "3DES" in reasons and "DES" in reasons:
         reasons.remove("DES")
     return reasons
 
 
-def has_forward_secrecy(suite: dict[str, Any], protocol: str) -> bool:
+def has_forward_secrecy(suite: CipherSuite, protocol: str) -> bool:
     """TLS 1.3 suites always are; below, only ephemeral (EC)DH key exchange is."""
     if protocol == "tls1_3":
         return True
-    name = str(suite.get("name") or "").upper()
-    ossl = str(suite.get("openssl_name") or "").upper()
+    name = suite.name.upper()
+    ossl = str(suite.openssl_name or "").upper()
     if re.match(r"^TLS_(ECDHE|DHE)_|^TLS_(EC)?DH_ANON_", name):
         return True
     return bool(re.match(r"^(ECDHE|DHE|EDH|ADH|AECDH)-", ossl))
 
 
-def _is_dhe(suite: dict[str, Any]) -> bool:
-    name = str(suite.get("name") or "").upper()
-    ossl = str(suite.get("openssl_name") or "").upper()
+def _is_dhe(suite: CipherSuite) -> bool:
+    name = suite.name.upper()
+    ossl = str(suite.openssl_name or "").upper()
     return bool(re.match(r"^TLS_DHE_|^TLS_DH_ANON_", name) or re.match(r"^(DHE|EDH|ADH)-", ossl))
 
 
-def _suite_list(items: list[tuple[str, dict[str, Any]]]) -> str:
-    shown = [f"{s['name']} ({PROTOCOLS[k][0]})" for k, s in items[:_MAX_LISTED]]
+def _is_weak_dh(suite: CipherSuite, min_dh: int) -> bool:
+    """A DHE suite whose group is below ``min_dh`` bits.
+
+    No key info for an accepted DHE suite means sslyze's own OpenSSL refused the server's
+    group as too small ("dh key too small") yet the suite was accepted: weak as well.
+    """
+    kx = suite.kx
+    return kx is None or (kx.type == "DH" and int(kx.size or 0) < min_dh)
+
+
+def _dh_bits(suite: CipherSuite) -> int | None:
+    return suite.kx.size if suite.kx else None
+
+
+def _suite_list(items: list[tuple[str, CipherSuite]]) -> str:
+    shown = [f"{s.name} ({PROTOCOLS[k][0]})" for k, s in items[:_MAX_LISTED]]
     more = len(items) - len(shown)
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
-def _cipher_findings(protocols: dict[str, Any], p: dict[str, Any]) -> list[Finding3]:
-    out: list[Finding3] = []
-    insecure: list[tuple[str, dict[str, Any], list[str]]] = []
-    no_fs: list[tuple[str, dict[str, Any]]] = []
-    weak_dh: list[tuple[str, dict[str, Any]]] = []
+def _cipher_findings(protocols: dict[str, ProtocolResult], p: dict[str, Any]) -> list[Finding3]:
     min_dh = int(p["tls.min_dh_bits"])
-    for key in PROTOCOL_ORDER:
-        for suite in _accepted(protocols, key) or []:
-            reasons = insecure_reasons(suite)
-            if reasons:
-                insecure.append((key, suite, reasons))
-            if not has_forward_secrecy(suite, key):
-                no_fs.append((key, suite))
-            if key != "tls1_3" and _is_dhe(suite):
-                kx = suite.get("kx")
-                # No key info for an accepted DHE suite: sslyze's own OpenSSL refused the
-                # server's group as too small ("dh key too small") yet the suite was accepted.
-                if kx is None or (kx.get("type") == "DH" and int(kx.get("size") or 0) < min_dh):
-                    weak_dh.append((key, suite))
+    accepted = [(key, suite) for key in PROTOCOL_ORDER for suite in _accepted(protocols, key) or []]
+    insecure = [(k, s, reasons) for k, s in accepted if (reasons := insecure_reasons(s))]
+    no_fs = [(k, s) for k, s in accepted if not has_forward_secrecy(s, k)]
+    weak_dh = [(k, s) for k, s in accepted if k != "tls1_3" and _is_dhe(s) and _is_weak_dh(s, min_dh)]
+    out: list[Finding3] = []
     if insecure:
-        out.append(
-            (
-                "tls.cipher.insecure",
-                f"{len(insecure)} insecure cipher suite{'s' if len(insecure) != 1 else ''} accepted: "
-                + _suite_list([(k, s) for k, s, _ in insecure]),
-                {
-                    "suites": [
-                        {"protocol": PROTOCOLS[k][0], "name": s["name"], "reasons": r} for k, s, r in insecure
-                    ]
-                },
-            )
+        line = f"{_plural(len(insecure), 'insecure cipher suite')} accepted: " + _suite_list(
+            [(k, s) for k, s, _ in insecure]
         )
+        suites = [{"protocol": PROTOCOLS[k][0], "name": s.name, "reasons": r} for k, s, r in insecure]
+        out.append(("tls.cipher.insecure", line, {"suites": suites}))
     if no_fs:
-        out.append(
-            (
-                "tls.cipher.no_forward_secrecy",
-                f"{len(no_fs)} cipher suite{'s' if len(no_fs) != 1 else ''} without forward secrecy accepted: "
-                + _suite_list(no_fs),
-                {"suites": [{"protocol": PROTOCOLS[k][0], "name": s["name"]} for k, s in no_fs]},
-            )
+        line = f"{_plural(len(no_fs), 'cipher suite')} without forward secrecy accepted: " + _suite_list(
+            no_fs
         )
+        suites = [{"protocol": PROTOCOLS[k][0], "name": s.name} for k, s in no_fs]
+        out.append(("tls.cipher.no_forward_secrecy", line, {"suites": suites}))
     if weak_dh:
-        sizes = sorted({int((s.get("kx") or {}).get("size") or 0) for _, s in weak_dh})
-        size_txt = ", ".join(f"{b}-bit" for b in sizes if b) or "too small for the scanner to accept"
-        out.append(
-            (
-                "tls.cipher.weak_dh",
-                f"DHE with a {size_txt} group (minimum {min_dh}) accepted: " + _suite_list(weak_dh),
-                {
-                    "min_dh_bits": min_dh,
-                    "suites": [
-                        {
-                            "protocol": PROTOCOLS[k][0],
-                            "name": s["name"],
-                            "dh_bits": (s.get("kx") or {}).get("size"),
-                        }
-                        for k, s in weak_dh
-                    ],
-                },
-            )
-        )
+        out.append(_weak_dh_finding(weak_dh, min_dh))
     return out
+
+
+def _weak_dh_finding(weak_dh: list[tuple[str, CipherSuite]], min_dh: int) -> Finding3:
+    sizes = sorted({int(_dh_bits(s) or 0) for _, s in weak_dh})
+    size_txt = ", ".join(f"{b}-bit" for b in sizes if b) or "too small for the scanner to accept"
+    suites = [{"protocol": PROTOCOLS[k][0], "name": s.name, "dh_bits": _dh_bits(s)} for k, s in weak_dh]
+    return (
+        "tls.cipher.weak_dh",
+        f"DHE with a {size_txt} group (minimum {min_dh}) accepted: " + _suite_list(weak_dh),
+        {"min_dh_bits": min_dh, "suites": suites},
+    )
 
 
 # --------------------------------------------------------------------------- vulnerabilities
 
 
+def _could_not_test_vulns(
+    keys: list[str], vulns: Vulnerabilities, command_errors: dict[str, str]
+) -> list[str]:
+    """One "could not test" per scan command whose vulnerability keys (of ``keys``) lack a result."""
+    commands = [VULN_COMMANDS[key] for key in keys if vulns.get(key) is None]
+    return [_could_not_test(command, command_errors) for command in dict.fromkeys(commands)]
+
+
 def _vuln_findings(
-    vulns: dict[str, Any], protocols: dict[str, Any], command_errors: dict[str, str], errors: list[str]
-) -> list[Finding3]:
+    vulns: Vulnerabilities, protocols: dict[str, ProtocolResult], command_errors: dict[str, str]
+) -> tuple[list[Finding3], list[str]]:
+    missing = {key for key in VULN_COMMANDS if vulns.get(key) is None}
+    # Errors in the order the results are judged: the ROBOT verdict comes after the first three.
+    errors = _could_not_test_vulns(["heartbleed", "ccs_injection", "robot"], vulns, command_errors)
     out: list[Finding3] = []
-    reported: set[str] = set()
-
-    def missing(key: str) -> bool:
-        if key in vulns and vulns[key] is not None:
-            return False
-        command = VULN_COMMANDS[key]
-        if command not in reported:
-            reported.add(command)
-            errors.append(_could_not_test(command, command_errors))
-        return True
-
-    if not missing("heartbleed") and vulns["heartbleed"]:
+    if "heartbleed" not in missing and vulns.heartbleed:
         out.append(("tls.vuln.heartbleed", "server leaks memory in Heartbeat responses (CVE-2014-0160)", {}))
-    if not missing("ccs_injection") and vulns["ccs_injection"]:
+    if "ccs_injection" not in missing and vulns.ccs_injection:
         out.append(("tls.vuln.ccs_injection", "server accepts an early ChangeCipherSpec (CVE-2014-0224)", {}))
-    if not missing("robot"):
-        robot = str(vulns["robot"])
+    if "robot" not in missing:
+        robot = str(vulns.robot)
         if robot in _ROBOT_VULNERABLE:
             kind = "strong" if "STRONG" in robot else "weak"
-            out.append(
-                (
-                    "tls.vuln.robot",
-                    f"RSA key exchange acts as a {kind} Bleichenbacher padding oracle (ROBOT)",
-                    {"robot_result": robot},
-                )
-            )
+            line = f"RSA key exchange acts as a {kind} Bleichenbacher padding oracle (ROBOT)"
+            out.append(("tls.vuln.robot", line, {"robot_result": robot}))
         elif robot not in _ROBOT_NOT_VULNERABLE:
             errors.append(f"could not test: ROBOT (inconclusive result {robot})")
-    if not missing("secure_renegotiation") and not missing("client_renegotiation"):
-        problems = []
-        if not vulns["secure_renegotiation"]:
-            problems.append("secure renegotiation (RFC 5746) not supported")
-        if vulns["client_renegotiation"]:
-            problems.append("client-initiated renegotiation accepted")
-        if problems:
-            out.append(
-                (
-                    "tls.vuln.insecure_renegotiation",
-                    "; ".join(problems),
-                    {
-                        "secure_renegotiation": bool(vulns["secure_renegotiation"]),
-                        "client_renegotiation": bool(vulns["client_renegotiation"]),
-                    },
-                )
-            )
-    if not missing("compression") and vulns["compression"]:
+    errors += _could_not_test_vulns(
+        ["secure_renegotiation", "client_renegotiation", "compression", "fallback_scsv"],
+        vulns,
+        command_errors,
+    )
+    if not missing & {"secure_renegotiation", "client_renegotiation"}:
+        out += _renegotiation_findings(vulns)
+    if "compression" not in missing and vulns.compression:
         out.append(("tls.vuln.compression", "TLS-level compression is enabled (CRIME)", {}))
-    if not missing("fallback_scsv") and not vulns["fallback_scsv"]:
-        accepted = [k for k in PROTOCOL_ORDER if _accepted(protocols, k)]
-        if len(accepted) >= 2:
-            older = [PROTOCOLS[k][0] for k in accepted[:-1]]
-            out.append(
-                (
-                    "tls.vuln.no_fallback_scsv",
-                    f"TLS_FALLBACK_SCSV not honoured while {', '.join(older)} "
-                    f"{'is' if len(older) == 1 else 'are'} accepted below {PROTOCOLS[accepted[-1]][0]}",
-                    {"older_protocols": older, "highest_protocol": PROTOCOLS[accepted[-1]][0]},
-                )
-            )
-    return out
+    if "fallback_scsv" not in missing and not vulns.fallback_scsv:
+        out += _fallback_scsv_findings(protocols)
+    return out, errors
+
+
+def _renegotiation_findings(vulns: Vulnerabilities) -> list[Finding3]:
+    problems = []
+    if not vulns.secure_renegotiation:
+        problems.append("secure renegotiation (RFC 5746) not supported")
+    if vulns.client_renegotiation:
+        problems.append("client-initiated renegotiation accepted")
+    if not problems:
+        return []
+    details = {
+        "secure_renegotiation": bool(vulns.secure_renegotiation),
+        "client_renegotiation": bool(vulns.client_renegotiation),
+    }
+    return [("tls.vuln.insecure_renegotiation", "; ".join(problems), details)]
+
+
+def _fallback_scsv_findings(protocols: dict[str, ProtocolResult]) -> list[Finding3]:
+    """No fallback SCSV only matters when a downgrade is possible: two versions accepted."""
+    accepted = [k for k in PROTOCOL_ORDER if _accepted(protocols, k)]
+    if len(accepted) < 2:
+        return []
+    older = [PROTOCOLS[k][0] for k in accepted[:-1]]
+    highest = PROTOCOLS[accepted[-1]][0]
+    line = (
+        f"TLS_FALLBACK_SCSV not honoured while {', '.join(older)} "
+        f"{'is' if len(older) == 1 else 'are'} accepted below {highest}"
+    )
+    return [("tls.vuln.no_fallback_scsv", line, {"older_protocols": older, "highest_protocol": highest})]
 
 
 # --------------------------------------------------------------------------- certificates
@@ -752,39 +744,20 @@ def _weak_signature(cert: x509.Certificate) -> str | None:
 
 
 def _certificate_findings(
-    block: dict[str, Any], *, host: str, params: dict[str, Any], now: datetime
+    block: CertificateEvidence, *, host: str, params: dict[str, Any], now: datetime
 ) -> tuple[list[Finding3], list[str]]:
-    findings: list[Finding3] = []
-    errors: list[str] = []
-    deployments = block.get("deployments") or []
-    if block.get("no_certificate") and not deployments:
-        findings.append(
-            (
-                "tls.cert.untrusted",
-                "the server presented no certificate (anonymous cipher suites only)",
-                {"reason": "no certificate"},
-            )
-        )
-        return findings, errors
+    deployments = block.deployments
+    if block.no_certificate and not deployments:
+        line = "the server presented no certificate (anonymous cipher suites only)"
+        return [("tls.cert.untrusted", line, {"reason": "no certificate"})], []
     if not deployments:
-        return findings, ["could not test: certificate (no certificate chain was retrieved)"]
+        return [], ["could not test: certificate (no certificate chain was retrieved)"]
 
-    store = block.get("trust_store") or {}
-    anchors, problems = load_pem_list(store.get("anchors_pem") or [])
-    errors += [f"trust store: {m}" for m in problems]
-    extra, problems = load_pem_list(store.get("intermediates_pem") or [])
-    errors += [f"trust store: {m}" for m in problems]
-    # Other chains the same server sent (another key type, or without SNI) may carry the
-    # intermediate a deployment omits: that is knowledge of the server, not a guess.
-    for other in [d.get("chain_pem") or [] for d in deployments] + [
-        block.get("sni_disabled_chain_pem") or []
-    ]:
-        certs, _ = load_pem_list(other[1:])
-        extra += [c for c in certs if not any(c == e for e in extra)]
-    store_name = store.get("name") or "trust store"
-
+    anchors, extra, errors = _known_certificates(block)
+    store_name = block.trust_store.name or "trust store"
+    findings: list[Finding3] = []
     for dep in deployments:
-        chain, problems = load_pem_list(dep.get("chain_pem") or [])
+        chain, problems = load_pem_list(dep.chain_pem)
         if problems or not chain:
             errors.append("could not analyse a certificate chain: " + ("; ".join(problems) or "empty chain"))
             continue
@@ -799,6 +772,25 @@ def _certificate_findings(
     return findings, errors
 
 
+def _known_certificates(
+    block: CertificateEvidence,
+) -> tuple[list[x509.Certificate], list[x509.Certificate], list[str]]:
+    """The store's anchors, every known intermediate, and what could not be parsed.
+
+    Known intermediates are the store's own and those of other chains the same server sent
+    (another key type, or without SNI): they may carry the intermediate a deployment omits,
+    which is knowledge of the server, not a guess.
+    """
+    anchors, anchor_problems = load_pem_list(block.trust_store.anchors_pem)
+    extra, extra_problems = load_pem_list(block.trust_store.intermediates_pem)
+    errors = [f"trust store: {m}" for m in anchor_problems + extra_problems]
+    others = [d.chain_pem for d in block.deployments] + [block.sni_disabled_chain_pem or ()]
+    for other in others:
+        certs, _ = load_pem_list(other[1:])
+        extra += [c for c in certs if not any(c == e for e in extra)]
+    return anchors, extra, errors
+
+
 def _deployment_findings(
     chain: list[x509.Certificate],
     *,
@@ -809,99 +801,83 @@ def _deployment_findings(
     p: dict[str, Any],
     now: datetime,
 ) -> list[Finding3]:
-    out: list[Finding3] = []
     leaf, served = chain[0], chain[1:]
-    leaf_name = describe_name(leaf.subject)
-    leaf_info = cert_summary(leaf)
-    nb, na = leaf.not_valid_before_utc, leaf.not_valid_after_utc
-
-    # Dates of the leaf.
-    if na < now:
-        days = (now - na).days
-        out.append(
-            (
-                "tls.cert.expired",
-                f"certificate for {leaf_name} expired on {_iso(na)} ({days} day{'s' if days != 1 else ''} ago)",
-                {"leaf": leaf_info},
-            )
-        )
-    elif na - now <= timedelta(days=int(p["tls.cert_expiry_warning_days"])):
-        left = na - now
-        out.append(
-            (
-                "tls.cert.expiring_soon",
-                f"certificate for {leaf_name} expires on {_iso(na)} (in {left.days} days; warning window "
-                f"{int(p['tls.cert_expiry_warning_days'])} days)",
-                {"leaf": leaf_info, "seconds_left": int(left.total_seconds())},
-            )
-        )
-    if nb > now:
-        out.append(
-            (
-                "tls.cert.not_yet_valid",
-                f"certificate for {leaf_name} is not valid before {_iso(nb)}",
-                {"leaf": leaf_info},
-            )
-        )
-
-    # Host name.
-    matched, names = hostname_matches(host, leaf)
-    if not matched:
-        shown = ", ".join(names[:_MAX_LISTED]) or "no names"
-        out.append(
-            (
-                "tls.cert.hostname_mismatch",
-                f"{host} is not among the certificate's names ({shown})",
-                {"host": host, "names": names},
-            )
-        )
-
+    out = _date_findings(leaf, p, now) + _hostname_findings(leaf, host)
     # Keys and signatures of what the server sends (not a self-signed root's own signature).
     checked = [leaf] + [c for c in served if not is_self_issued(c)]
     weak_keys = [(c, why) for c in checked if (why := _weak_key(c, p))]
     if weak_keys:
-        out.append(
-            (
-                "tls.cert.weak_key",
-                "; ".join(f"{describe_name(c.subject)}: {why}" for c, why in weak_keys),
-                {"certificates": [cert_summary(c) for c, _ in weak_keys]},
-            )
-        )
-    sig_checked = [c for c in checked if not is_self_issued(c)]
-    weak_sigs = [(c, algo) for c in sig_checked if (algo := _weak_signature(c))]
+        line = "; ".join(f"{describe_name(c.subject)}: {why}" for c, why in weak_keys)
+        out.append(("tls.cert.weak_key", line, {"certificates": [cert_summary(c) for c, _ in weak_keys]}))
+    weak_sigs = [(c, algo) for c in checked if not is_self_issued(c) and (algo := _weak_signature(c))]
     if weak_sigs:
+        line = "; ".join(f"{describe_name(c.subject)} signed with {algo}" for c, algo in weak_sigs)
         out.append(
-            (
-                "tls.cert.weak_signature",
-                "; ".join(f"{describe_name(c.subject)} signed with {algo}" for c, algo in weak_sigs),
-                {"certificates": [cert_summary(c) for c, _ in weak_sigs]},
-            )
+            ("tls.cert.weak_signature", line, {"certificates": [cert_summary(c) for c, _ in weak_sigs]})
         )
-
-    out += _trust_findings(
-        leaf,
-        served,
+    trust = _TrustQuestion(
+        leaf=leaf,
+        served=served,
         anchors=anchors,
         extra=extra,
         store_name=store_name,
         host=host,
         now=now,
-        weak={c.fingerprint(hashes.SHA256()) for c, _ in weak_keys + weak_sigs},
+        weak=frozenset(c.fingerprint(hashes.SHA256()) for c, _ in weak_keys + weak_sigs),
     )
+    return out + _trust_findings(trust)
+
+
+def _date_findings(leaf: x509.Certificate, p: dict[str, Any], now: datetime) -> list[Finding3]:
+    """Expired, expiring within the warning window, or not yet valid: the leaf's dates."""
+    out: list[Finding3] = []
+    leaf_name = describe_name(leaf.subject)
+    leaf_info = cert_summary(leaf)
+    nb, na = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    window = int(p["tls.cert_expiry_warning_days"])
+    if na < now:
+        ago = _plural((now - na).days, "day")
+        line = f"certificate for {leaf_name} expired on {_iso(na)} ({ago} ago)"
+        out.append(("tls.cert.expired", line, {"leaf": leaf_info}))
+    elif na - now <= timedelta(days=window):
+        left = na - now
+        line = f"certificate for {leaf_name} expires on {_iso(na)} (in {left.days} days; warning window {window} days)"
+        out.append(
+            ("tls.cert.expiring_soon", line, {"leaf": leaf_info, "seconds_left": int(left.total_seconds())})
+        )
+    if nb > now:
+        line = f"certificate for {leaf_name} is not valid before {_iso(nb)}"
+        out.append(("tls.cert.not_yet_valid", line, {"leaf": leaf_info}))
     return out
 
 
-def _trust_findings(
-    leaf: x509.Certificate,
-    served: list[x509.Certificate],
-    *,
-    anchors: list[x509.Certificate],
-    extra: list[x509.Certificate],
-    store_name: str,
-    host: str,
-    now: datetime,
-    weak: set[bytes],
-) -> list[Finding3]:
+def _hostname_findings(leaf: x509.Certificate, host: str) -> list[Finding3]:
+    matched, names = hostname_matches(host, leaf)
+    if matched:
+        return []
+    shown = ", ".join(names[:_MAX_LISTED]) or "no names"
+    line = f"{host} is not among the certificate's names ({shown})"
+    return [("tls.cert.hostname_mismatch", line, {"host": host, "names": names})]
+
+
+# --------------------------------------------------------------------------- trust
+
+
+@dataclass(frozen=True)
+class _TrustQuestion:
+    """Everything needed to decide whether one served chain is trusted, and if not, why."""
+
+    leaf: x509.Certificate
+    served: list[x509.Certificate]
+    anchors: list[x509.Certificate]
+    extra: list[x509.Certificate]
+    store_name: str
+    host: str
+    now: datetime
+    weak: frozenset[bytes]  # SHA-256 fingerprints of certificates already reported as weak
+
+
+def _trust_findings(q: _TrustQuestion) -> list[Finding3]:
     """Attribute a chain that does not validate to exactly one cause.
 
     Rules, in order:
@@ -931,98 +907,85 @@ def _trust_findings(
        (servers rightly omit roots), so the root is not in the store -> untrusted.
     7. An issuer *name* is present but its key does not verify the signature -> untrusted.
     """
-    out: list[Finding3] = []
-    walk = _walk_chain(leaf, served, anchors, extra)
+    walk = _walk_chain(q.leaf, q.served, q.anchors, q.extra)
     details: dict[str, Any] = {
-        "trust_store": store_name,
+        "trust_store": q.store_name,
         "path": [describe_name(c.subject) for c in walk.path],
     }
-    leaf_name = describe_name(leaf.subject)
-    self_issued_leaf = is_self_issued(leaf)
+    if walk.kind == "anchored":
+        return _anchored_findings(q, walk, details)
+    if is_self_issued(q.leaf):
+        line = f"certificate for {describe_name(q.leaf.subject)} is self-signed and not in the {q.store_name}"
+        return [("tls.cert.self_signed", line, {**details, "leaf": cert_summary(q.leaf)})]
+    return _unanchored_findings(q, walk, details)
 
-    if walk.kind == "anchored" and len(walk.path) == 1:
+
+def _anchored_findings(q: _TrustQuestion, walk: _Walk, details: dict[str, Any]) -> list[Finding3]:
+    """Rules 3 and 4: the chain reaches an anchor, perhaps through an omitted intermediate."""
+    if len(walk.path) == 1:
         # The leaf itself is in the store (a pinned certificate): trusted directly, as
         # OpenSSL and browsers do; web-PKI extension rules are for chains, not pins.
-        return out
-    if walk.kind == "anchored":
-        # An issuer outside its dates is a cause of its own. The strict validator refuses weak
-        # signatures and keys too, so with a weak certificate in the path its verdict would only
-        # repeat tls.cert.weak_key / weak_signature: it is not asked then.
-        reason = _issuer_dates_problem(walk.path, now)
-        if reason is None and not any(c.fingerprint(hashes.SHA256()) in weak for c in walk.path):
-            reason = _strict_problem(walk.path, served + walk.used_extra, anchors, host=host, now=now)
-        if walk.used_extra:
-            missing = [describe_name(c.subject) for c in walk.used_extra]
-            out.append(
-                (
-                    "tls.cert.incomplete_chain",
-                    f"the server does not send intermediate certificate {', '.join(missing)} needed to "
-                    f"reach the {store_name}",
-                    {**details, "missing": missing, "anchor_verified": True},
-                )
-            )
-        if reason is not None:
-            out.append(
-                (
-                    "tls.cert.untrusted",
-                    f"chain of {leaf_name} does not validate against the {store_name}: {reason}",
-                    {**details, "reason": reason},
-                )
-            )
-        return out
-
-    if self_issued_leaf:
-        out.append(
-            (
-                "tls.cert.self_signed",
-                f"certificate for {leaf_name} is self-signed and not in the {store_name}",
-                {**details, "leaf": cert_summary(leaf)},
-            )
+        return []
+    # An issuer outside its dates is a cause of its own. The strict validator refuses weak
+    # signatures and keys too, so with a weak certificate in the path its verdict would only
+    # repeat tls.cert.weak_key / weak_signature: it is not asked then.
+    reason = _issuer_dates_problem(walk.path, q.now)
+    if reason is None and not any(c.fingerprint(hashes.SHA256()) in q.weak for c in walk.path):
+        reason = _strict_problem(walk.path, q.served + walk.used_extra, q.anchors, host=q.host, now=q.now)
+    out: list[Finding3] = []
+    if walk.used_extra:
+        missing = [describe_name(c.subject) for c in walk.used_extra]
+        line = (
+            f"the server does not send intermediate certificate {', '.join(missing)} needed to "
+            f"reach the {q.store_name}"
         )
-        return out
+        out.append(
+            ("tls.cert.incomplete_chain", line, {**details, "missing": missing, "anchor_verified": True})
+        )
+    if reason is not None:
+        line = (
+            f"chain of {describe_name(q.leaf.subject)} does not validate against the {q.store_name}: {reason}"
+        )
+        out.append(("tls.cert.untrusted", line, {**details, "reason": reason}))
+    return out
 
+
+def _unanchored_findings(q: _TrustQuestion, walk: _Walk, details: dict[str, Any]) -> list[Finding3]:
+    """Rules 5 to 7: the chain reaches no anchor, and the leaf is not self-issued."""
+    leaf_name = describe_name(q.leaf.subject)
     if walk.kind == "untrusted_root":
         root = walk.path[-1]
-        out.append(
-            (
-                "tls.cert.untrusted",
-                f"chain of {leaf_name} ends at root '{describe_name(root.subject)}', which is not in the "
-                f"{store_name}",
-                {**details, "reason": "unknown root", "root": cert_summary(root)},
-            )
+        line = (
+            f"chain of {leaf_name} ends at root '{describe_name(root.subject)}', which is not in the "
+            f"{q.store_name}"
         )
-        return out
-
+        return [
+            ("tls.cert.untrusted", line, {**details, "reason": "unknown root", "root": cert_summary(root)})
+        ]
     if walk.kind == "open" and len(walk.path) == 1:
-        issuer = describe_name(leaf.issuer)
-        out.append(
-            (
-                "tls.cert.incomplete_chain",
-                f"the server sends only the leaf; its issuer '{issuer}' is neither sent nor in the "
-                f"{store_name} (missing intermediate; not fetched: no AIA retrieval)",
-                {**details, "missing": [issuer], "anchor_verified": False},
-            )
+        issuer = describe_name(q.leaf.issuer)
+        line = (
+            f"the server sends only the leaf; its issuer '{issuer}' is neither sent nor in the "
+            f"{q.store_name} (missing intermediate; not fetched: no AIA retrieval)"
         )
-        return out
+        return [
+            ("tls.cert.incomplete_chain", line, {**details, "missing": [issuer], "anchor_verified": False})
+        ]
+    reason = _broken_chain_reason(walk, q.store_name)
+    line = f"chain of {leaf_name} does not validate against the {q.store_name}: {reason}"
+    return [("tls.cert.untrusted", line, {**details, "reason": reason})]
 
+
+def _broken_chain_reason(walk: _Walk, store_name: str) -> str:
     last = walk.path[-1]
     if walk.kind == "open":
-        reason = (
+        return (
             f"'{describe_name(last.subject)}' is issued by '{describe_name(last.issuer)}', which is neither "
             f"sent nor in the {store_name}"
         )
-    elif walk.kind == "wrong_key":
-        reason = (
+    if walk.kind == "wrong_key":
+        return (
             f"'{describe_name(last.subject)}' names issuer '{describe_name(last.issuer)}' but no certificate "
             "of that name verifies its signature"
         )
-    else:
-        reason = "certificate chain too long or looping"
-    out.append(
-        (
-            "tls.cert.untrusted",
-            f"chain of {leaf_name} does not validate against the {store_name}: {reason}",
-            {**details, "reason": reason},
-        )
-    )
-    return out
+    return "certificate chain too long or looping"

@@ -1,7 +1,8 @@
 """Tests of the ``tls`` check.
 
-Most tests feed hand-made evidence dicts (the shape :func:`checks.tls.check.collect` records) to
-the pure :func:`checks.tls.analysis.analyse`: that covers what Debian's OpenSSL cannot serve
+Most tests feed hand-made evidence dicts (the stored JSON shape of what
+:func:`checks.tls.collect.collect` records) to the pure :func:`checks.tls.analysis.analyse`:
+that covers what Debian's OpenSSL cannot serve
 (SSL 2.0/3.0, RC4/3DES, Heartbleed, CCS injection, ROBOT, compression, missing fallback
 SCSV) and the boundaries (expiry exactly at the warning window, RSA 2047/2048, EC 224/256).
 Certificates are real, made here with ``cryptography`` (and ``openssl`` for SHA-1/MD5
@@ -37,6 +38,7 @@ from auditor.check import CheckContext, CheckOutcome, Severity
 from auditor.targets import Target
 from checks.tls.analysis import analyse, has_forward_secrecy, hostname_matches, insecure_reasons
 from checks.tls.check import TLSCheck
+from checks.tls.evidence import CipherSuite, TLSEvidence
 
 # sslyze parses its bundled Mozilla store, where two roots have non-positive serials.
 pytestmark = pytest.mark.filterwarnings(
@@ -200,6 +202,11 @@ ECDHE_GCM = suite("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM
 ECDHE_CBC = suite("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "ECDHE-RSA-AES128-SHA")
 TLS13 = suite("TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256")
 RSA_KX = suite("TLS_RSA_WITH_AES_128_GCM_SHA256", "AES128-GCM-SHA256", kx=None)
+
+
+def typed(s: dict[str, Any]) -> CipherSuite:
+    """A suite dict as the analysis's suite helpers take it."""
+    return CipherSuite.from_dict(s)
 
 
 def evidence_for(pki: PKI, chain: list[x509.Certificate] | None = None, **changes: Any) -> dict[str, Any]:
@@ -393,14 +400,14 @@ def test_untested_tls1_3_is_an_error_not_no_tls1_3(pki: PKI) -> None:
 )
 def test_insecure_suites(pki: PKI, name: str, openssl_name: str, reason: str) -> None:
     bad = suite(name, openssl_name, kx=None, anonymous="anon" in name)
-    assert reason in insecure_reasons(bad)
+    assert reason in insecure_reasons(typed(bad))
     ev = evidence_for(pki)
     ev["protocols"]["tls1_2"]["accepted"] = [ECDHE_GCM, bad]
     found, _ = run(ev)
     assert "tls.cipher.insecure" in found
     assert name in found["tls.cipher.insecure"][0]
     assert found["tls.cipher.insecure"][1]["suites"] == [
-        {"protocol": "TLS 1.2", "name": name, "reasons": insecure_reasons(bad)}
+        {"protocol": "TLS 1.2", "name": name, "reasons": insecure_reasons(typed(bad))}
     ]
 
 
@@ -415,7 +422,7 @@ def test_insecure_suites(pki: PKI, name: str, openssl_name: str, reason: str) ->
     ],
 )
 def test_strong_suites_are_not_insecure(name: str, openssl_name: str) -> None:
-    assert insecure_reasons(suite(name, openssl_name)) == []
+    assert insecure_reasons(typed(suite(name, openssl_name))) == []
 
 
 def test_3des_example_lists_every_suite(pki: PKI) -> None:
@@ -438,16 +445,16 @@ def test_no_forward_secrecy(pki: PKI) -> None:
 
 
 def test_forward_secrecy_rules() -> None:
-    assert has_forward_secrecy(TLS13, "tls1_3")
-    assert has_forward_secrecy(ECDHE_GCM, "tls1_2")
+    assert has_forward_secrecy(typed(TLS13), "tls1_3")
+    assert has_forward_secrecy(typed(ECDHE_GCM), "tls1_2")
     assert has_forward_secrecy(
-        suite("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DHE-RSA-AES128-GCM-SHA256"), "tls1_2"
+        typed(suite("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DHE-RSA-AES128-GCM-SHA256")), "tls1_2"
     )
-    assert not has_forward_secrecy(RSA_KX, "tls1_2")
+    assert not has_forward_secrecy(typed(RSA_KX), "tls1_2")
     assert not has_forward_secrecy(
-        suite("TLS_ECDH_RSA_WITH_AES_128_GCM_SHA256", "ECDH-RSA-AES128-GCM-SHA256"), "tls1_2"
+        typed(suite("TLS_ECDH_RSA_WITH_AES_128_GCM_SHA256", "ECDH-RSA-AES128-GCM-SHA256")), "tls1_2"
     )
-    assert not has_forward_secrecy(suite("SSL_CK_RC4_128_WITH_MD5", "RC4-MD5"), "ssl2")
+    assert not has_forward_secrecy(typed(suite("SSL_CK_RC4_128_WITH_MD5", "RC4-MD5")), "ssl2")
 
 
 @pytest.mark.parametrize(
@@ -1014,7 +1021,9 @@ def test_run_builds_findings_from_catalogue(monkeypatch: pytest.MonkeyPatch, pki
     ev["protocols"]["tls1_0"]["accepted"] = [ECDHE_CBC]
     del ev["vulnerabilities"]["heartbleed"]
     ev["errors"]["heartbleed"] = "connectivity issue: TlsHandshakeTimedOut"
-    monkeypatch.setattr("checks.tls.check.collect", lambda target, ctx: json.loads(json.dumps(ev)))
+    monkeypatch.setattr(
+        "checks.tls.check.collect", lambda target, ctx: TLSEvidence.from_dict(json.loads(json.dumps(ev)))
+    )
     target = Target(url=f"https://{HOST}/", host=HOST, port=443, address="127.0.0.5")
     out = TLSCheck().run(target, CheckContext(timeout=1))
     assert isinstance(out, CheckOutcome)
@@ -1028,7 +1037,7 @@ def test_run_builds_findings_from_catalogue(monkeypatch: pytest.MonkeyPatch, pki
 
 def test_run_reads_policy_parameters(monkeypatch: pytest.MonkeyPatch, pki: PKI) -> None:
     ev = evidence_for(pki)
-    monkeypatch.setattr("checks.tls.check.collect", lambda target, ctx: ev)
+    monkeypatch.setattr("checks.tls.check.collect", lambda target, ctx: TLSEvidence.from_dict(ev))
     target = Target(url=f"https://{HOST}/", host=HOST, port=443, address="127.0.0.5")
     ctx = CheckContext(params={"tls.min_ec_bits": 384, "tls.cert_expiry_warning_days": 400})
     out = TLSCheck().run(target, ctx)
@@ -1037,7 +1046,7 @@ def test_run_reads_policy_parameters(monkeypatch: pytest.MonkeyPatch, pki: PKI) 
 
 
 def test_run_turns_collect_crash_into_check_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(target: Target, ctx: CheckContext) -> dict[str, Any]:
+    def boom(target: Target, ctx: CheckContext) -> TLSEvidence:
         raise RuntimeError("nassl exploded")
 
     monkeypatch.setattr("checks.tls.check.collect", boom)
