@@ -26,6 +26,7 @@ from bs4 import BeautifulSoup
 
 from auditor.catalogue import catalogue_of
 from auditor.check import CheckContext
+from checks.http.hit import Hit
 from checks.web.net import FetchError, FetchResult, follow, one_line
 
 if TYPE_CHECKING:
@@ -48,14 +49,9 @@ MAX_BYTES = 262_144
 MAX_REDIRECTS = 3
 
 
-class AdminHit(NamedTuple):
-    """Exposed admin logins as one finding: id, one-line evidence, the first login's URL, and
-    ``details["paths"]`` listing every exposed path (path, final_url, status, reason)."""
-
-    id: str
-    evidence: str
-    url: str
-    details: dict[str, Any]
+# Exposed admin logins as one finding: id, one-line evidence, the first login's URL, and
+# ``details["paths"]`` listing every exposed path (path, final_url, status, reason).
+AdminHit = Hit
 
 
 class AdminProbe(NamedTuple):
@@ -173,10 +169,18 @@ def probe_admin(session: requests.Session, target: Target, ctx: CheckContext) ->
     reason = reasons[0] if reasons else None
     if not exposed:
         return AdminProbe([], untested, reason)
+    return AdminProbe([exposed_hit(exposed, origin)], untested, reason)
+
+
+def exposed_hit(exposed: list[dict[str, Any]], origin: str) -> AdminHit:
+    """The one finding naming every exposed path (the http check's rule: one finding per id).
+
+    A pure function of the stored ``admin_paths`` evidence and the site's origin, so a stored
+    scan can be judged again.
+    """
     parts = []
     for e in exposed:
         via = "" if e["final_url"] == origin + e["path"] else f" → {urlsplit(e['final_url']).path}"
         parts.append(f"{e['path']}{via} ({e['reason']}, HTTP {e['status']})")
     evidence = one_line("login reachable at " + "; ".join(parts), 300)
-    # One finding per id (the http check's rule); every path is in the details.
-    return AdminProbe([AdminHit(FINDING_ID, evidence, exposed[0]["final_url"], {"paths": exposed})], untested, reason)
+    return AdminHit(FINDING_ID, evidence, exposed[0]["final_url"], {"paths": exposed})

@@ -20,7 +20,9 @@ from loopback_http import Server, self_signed_cert, tls_server_context
 from auditor.check import CheckContext, CheckOutcome, Severity
 from auditor.lab.server import reserve_closed_port
 from auditor.targets import Resolver, Target
-from checks.http.check import HTTPCheck, parse_csp, parse_hsts, parse_set_cookie
+from checks.http import HTTPCheck
+from checks.http.cookies import parse_set_cookie
+from checks.http.headers import parse_csp, parse_hsts
 
 ADDR = "127.0.0.150"
 HOST = "h.test"

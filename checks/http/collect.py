@@ -1,0 +1,168 @@
+"""What the http check fetches, through the pinned, bounded client of :mod:`checks.web.net`.
+
+1. The plain-HTTP URL (``Target.http_url``), following same-host plain-HTTP redirects only,
+   to see whether it hands the visitor to HTTPS or serves the site in clear text.
+2. The HTTPS landing URL (``Target.url``), following same-host HTTPS redirects; its HTML is
+   scanned when the chain ends on the site itself.
+3. The admin-path probe (:mod:`checks.http.admin_paths`), once the landing page was reached.
+
+Each step has its own session: cookies the plain-HTTP answer sets must not reach the HTTPS
+requests, or a server that only sets a session cookie once would hide it from us. Nothing
+here judges anything; :class:`Collection` hands the material to the analysis and the evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+
+from auditor.check import CheckContext
+from auditor.targets import Target
+from checks.http.admin_paths import AdminProbe, probe_admin
+from checks.http.analysis import Observed
+from checks.http.content import PageScan, scan_html
+from checks.http.cookies import MAX_COOKIES, cookies_set_by
+from checks.http.evidence import (
+    AdminEvidence,
+    FinalResponse,
+    Hop,
+    HTTPEvidence,
+    HTTPSEvidence,
+    PageEvidence,
+    PlainHTTPEvidence,
+)
+from checks.web.net import FetchError, FetchResult, StopReason, follow, make_session
+
+PLAIN_MAX_BYTES = 65_536
+
+
+@dataclass(frozen=True)
+class Params:
+    """The check's tunable limits, read from the policy parameters."""
+
+    hsts_min_max_age: int
+    max_redirects: int
+    max_body_bytes: int
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Everything fetched for one target.
+
+    ``responses`` are the HTTPS responses received, in order (the partial chain when the
+    fetch failed); ``final`` is the last of them when the fetch did not fail; ``page`` and
+    ``admin`` are set only when the chain ended on the landing page itself (``stop`` None).
+    """
+
+    plain: PlainHTTPEvidence
+    https: HTTPSEvidence
+    responses: list[FetchResult]
+    final: FetchResult | None = None
+    stop: StopReason | None = None
+    page: PageScan | None = None
+    admin: AdminProbe | None = None
+
+    def observed(self) -> Observed:
+        """The unbounded material the analysis judges."""
+        judged = self.final if self.page is not None else None
+        return Observed(
+            plain=self.plain,
+            responses=list(self.responses),
+            cookies=cookies_set_by(self.responses),
+            landing=judged,
+            page=self.page,
+            body_incomplete=judged is not None and judged.body_error is not None,
+            admin=list(self.admin.hits) if self.admin is not None else [],
+        )
+
+    def evidence(self) -> HTTPEvidence:
+        """The bounded evidence stored with the scan."""
+        cookies = cookies_set_by(self.responses)
+        page = None
+        if self.final is not None and self.page is not None:
+            page = PageEvidence.of(self.final, self.final.body_error, self.page)
+        admin = None
+        if self.admin is not None:
+            admin = AdminEvidence([p for hit in self.admin.hits for p in hit.details["paths"]], self.admin.untested)
+        return HTTPEvidence(
+            plain_http=self.plain,
+            https=self.https,
+            final=FinalResponse.of(self.final) if self.final is not None else None,
+            cookies=cookies[:MAX_COOKIES] if self.responses else None,
+            cookies_total=len(cookies),
+            page=page,
+            admin=admin,
+        )
+
+
+def collect(target: Target, ctx: CheckContext, params: Params) -> Collection:
+    """Fetch the plain-HTTP URL, the HTTPS landing page and (when reached) the admin paths."""
+    with make_session(ctx, target) as session:
+        plain = probe_plain_http(session, target, ctx, params)
+    with make_session(ctx, target) as session:
+        try:
+            chain, stop = _follow(session, target.url, target, ctx, params.max_body_bytes, params.max_redirects, "https")
+        except FetchError as exc:
+            https = HTTPSEvidence(
+                target.url, Hop.chain_of(exc.chain), error=exc.message, error_kind=exc.kind
+            )
+            return Collection(plain, https, _https_only(exc.chain))
+    https = HTTPSEvidence.reached(target.url, chain, stop)
+    final = chain[-1]
+    if stop is not None:
+        return Collection(plain, https, _https_only(chain), final, stop)
+    page = scan_html(final)
+    with make_session(ctx, target) as session:
+        admin = probe_admin(session, target, ctx)
+    return Collection(plain, https, _https_only(chain), final, None, page, admin)
+
+
+def probe_plain_http(
+    session: requests.Session, target: Target, ctx: CheckContext, params: Params
+) -> PlainHTTPEvidence:
+    """Where the plain-HTTP URL leads; a refused or closed port means it is not served (fine)."""
+    url = target.http_url
+    try:
+        chain, stop = _follow(session, url, target, ctx, PLAIN_MAX_BYTES, params.max_redirects, "http")
+    except FetchError as exc:
+        return PlainHTTPEvidence(
+            url, Hop.chain_of(exc.chain), error=exc.message, verdict="not_served", error_kind=exc.kind
+        )
+    return PlainHTTPEvidence(url, Hop.chain_of(chain), str(stop) if stop is not None else None, None, _verdict(stop))
+
+
+def _verdict(stop: StopReason | None) -> str:
+    """How a plain-HTTP chain that stopped at ``stop`` (None: it ended on a page) treats visitors."""
+    if stop is not None and stop.kind in ("scheme", "offsite") and (stop.location or "").startswith("https://"):
+        return "redirects_to_https"
+    if stop is None:
+        return "serves_content"
+    if stop.kind == "offsite":
+        return "redirects_to_http"
+    return "no_https_redirect"
+
+
+def _follow(
+    session: requests.Session,
+    url: str,
+    target: Target,
+    ctx: CheckContext,
+    max_bytes: int,
+    max_redirects: int,
+    scheme: str,
+) -> tuple[list[FetchResult], StopReason | None]:
+    """Follow same-host redirects of one scheme only."""
+    return follow(
+        session,
+        url,
+        ctx=ctx,
+        max_bytes=max_bytes,
+        max_redirects=max_redirects,
+        allowed_hosts={target.host},
+        schemes=frozenset({scheme}),
+    )
+
+
+def _https_only(chain: list[FetchResult]) -> list[FetchResult]:
+    return [r for r in chain if r.url.lower().startswith("https://")]
