@@ -18,12 +18,15 @@ from auditor.errors import AuditorError
 from auditor.text import clean
 from auditor.version import __version__
 
-# Modules that contribute subcommands, in help order.
+# Modules that contribute subcommands, in help order. "module:function" names a register
+# function other than ``register``, for a module whose commands are apart in the help.
 COMMAND_MODULES = [
     "auditor.cli.scan_cmds",
     "auditor.cli.demo_cmd",
     "auditor.cli.systems_cmd",
-    "auditor.cli.report_cmds",
+    "reports.cli:register_report",
+    "certificates.cli",
+    "reports.cli:register_export",
     "scheduler.cli",
     "reports.cli",
     "checks.reputation.cli",
@@ -46,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log debug events and show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for entry in COMMAND_MODULES:
+        module, _, function = entry.partition(":")
+        getattr(importlib.import_module(module), function or "register")(sub)
     return parser
 
 

@@ -76,7 +76,7 @@ def test_scan_sarif_is_valid_with_one_rule_per_finding_id(scanned) -> None:  # t
 def test_scan_csv_one_row_per_finding(scanned, cli) -> None:  # type: ignore[no-untyped-def]
     r = cli("show", "1", "--db", scanned["db"])  # the stored scan exists
     assert r.code == 0
-    from auditor.cli.report_cmds import select_results
+    from reports.cli import select_results
 
     with storage.session_scope(scanned["db"]) as s:
         results = select_results(s)
@@ -124,7 +124,7 @@ def test_export_command_formats_and_filters(scanned, cli, tmp_path) -> None:  # 
 
 def test_hostile_and_failed_sites_stay_valid(scanned) -> None:  # type: ignore[no-untyped-def]
     """Spreadsheet formulas are defused; odd URLs and unscannable sites keep SARIF valid."""
-    from auditor.cli.report_cmds import select_results
+    from reports.cli import select_results
 
     with storage.session_scope(scanned["db"]) as s:
         results = select_results(s, url=scanned["urls"][1])
