@@ -2,24 +2,23 @@
 
 Unlike the lab's page server (:mod:`auditor.lab.server`), each path maps to a function of the
 request, and a response may be streamed (an iterable body, sent piece by piece) or be raw
-bytes that are not HTTP at all (status 0).
+bytes that are not HTTP at all (status 0). Server certificates come from one private CA per
+test session, the lab's own PKI, so the tests and the lab share a single certificate builder.
 """
 
 from __future__ import annotations
 
-import datetime
 import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+import pytest
+
+from auditor.lab.pki import LabPKI
 
 Body = bytes | Iterable[bytes]
 Route = Callable[["Handler"], tuple[int, list[tuple[str, str]], Body]]
@@ -121,34 +120,40 @@ class Server(ThreadingHTTPServer):
         self.server_close()
 
 
-def self_signed_cert(directory: Path, names: list[str]) -> tuple[str, str]:
-    """A self-signed EC certificate for ``names`` (SANs), valid from yesterday for 30 days:
-    the paths of its PEM certificate and key files in ``directory``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return str(cert_path), str(key_path)
+@dataclass(frozen=True)
+class LoopbackCert:
+    """A loopback server certificate from the session's private CA: ``cert`` is the chain to
+    serve (leaf, then the lab intermediate), ``key`` its key, ``ca_file`` the root to trust."""
+
+    cert: str
+    key: str
+    ca_file: str
+
+
+_session_pki: LabPKI | None = None
+
+
+def loopback_pki(tmp_path_factory: pytest.TempPathFactory) -> LabPKI:
+    """The test session's one private CA (the lab's :class:`~auditor.lab.pki.LabPKI`),
+    created on first use: root and intermediate keys are generated once per session."""
+    global _session_pki
+    if _session_pki is None:
+        _session_pki = LabPKI(tmp_path_factory.mktemp("loopback-pki"))
+    return _session_pki
+
+
+def server_cert(tmp_path_factory: pytest.TempPathFactory, name: str, hostnames: list[str]) -> LoopbackCert:
+    """An EC P-256 server certificate for ``hostnames`` (SANs) issued by the session CA.
+
+    ``name`` names its files in the CA's directory, so each caller picks its own.
+    """
+    pki = loopback_pki(tmp_path_factory)
+    files = pki.issue(name, hostnames, key="ec256")
+    return LoopbackCert(str(files.cert), str(files.key), str(pki.ca_file))
 
 
 def tls_server_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server-side TLS context serving the chain in ``cert`` with ``key``."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return context

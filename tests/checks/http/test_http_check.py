@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loopback_http import Server, self_signed_cert, tls_server_context
+from loopback_http import Server, server_cert, tls_server_context
 
 from auditor.check import CheckContext, CheckOutcome, Severity
 from auditor.lab.server import reserve_closed_port
@@ -352,7 +352,8 @@ def case_name(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    tls = tls_server_context(*self_signed_cert(tmp_path_factory.mktemp("http-check-cert"), [HOST]))
+    cert = server_cert(tmp_path_factory, "http-check", [HOST])
+    tls = tls_server_context(cert.cert, cert.key)
     holder: dict[str, Server] = {}
 
     def https_respond(path: str) -> tuple[int, list[tuple[str, str]], bytes]:

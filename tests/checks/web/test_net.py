@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from loopback_http import Body, Handler, Route, Server, self_signed_cert, tls_server_context
+from loopback_http import Body, Handler, LoopbackCert, Route, Server, server_cert, tls_server_context
 
 from auditor.check import CheckContext
 from auditor.lab.privacy_sites import encode_cp1258
@@ -80,12 +80,12 @@ VIETNAMESE = "Cổng thông tin điện tử — Bộ Thông tin và Truyền th
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    return self_signed_cert(tmp_path_factory.mktemp("net-cert"), ["pin.test", "other.test"])
+def certs(tmp_path_factory: pytest.TempPathFactory) -> LoopbackCert:
+    return server_cert(tmp_path_factory, "net", ["pin.test", "other.test"])
 
 
 @pytest.fixture(scope="module")
-def servers(certs: tuple[str, str]) -> Iterator[dict[str, Any]]:
+def servers(certs: LoopbackCert) -> Iterator[dict[str, Any]]:
     # A port with nothing listening.
     closed = reserve_closed_port(PIN_ADDR)
     closed_port = closed.getsockname()[1]
@@ -140,10 +140,10 @@ def servers(certs: tuple[str, str]) -> Iterator[dict[str, Any]]:
         "/long-header": lambda _h: (0, [], b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n"),
     }
     plain = Server(PIN_ADDR, routes)
-    tls = Server(PIN_ADDR, {"/echo": echo, "/cookies": routes["/cookies"]}, tls_server_context(*certs))
+    tls = Server(PIN_ADDR, {"/echo": echo, "/cookies": routes["/cookies"]}, tls_server_context(certs.cert, certs.key))
     other = Server(OTHER_ADDR, {"/echo": echo})
 
-    old_ctx = tls_server_context(*certs)
+    old_ctx = tls_server_context(certs.cert, certs.key)
     old_tls: Server | None
     try:
         with warnings.catch_warnings():
@@ -237,15 +237,15 @@ def test_pinned_tls_uses_sni_and_ignores_bad_cert(servers: dict[str, Any]) -> No
     assert tls.snis[-1] == "pin.test"
 
 
-def test_verify_mode_checks_certificate(servers: dict[str, Any], certs: tuple[str, str]) -> None:
+def test_verify_mode_checks_certificate(servers: dict[str, Any], certs: LoopbackCert) -> None:
     tls: Server = servers["tls"]
     target = target_for("pin.test", PIN_ADDR, tls.port)
     ctx = context()
     with net.make_session(ctx, target, verify=True) as s, pytest.raises(net.FetchError) as info:
         net.fetch(s, f"https://pin.test:{tls.port}/echo", ctx=ctx, max_bytes=100)
     assert info.value.kind == "tls" and "\n" not in str(info.value)
-    # Trusting the self-signed certificate, the real host name validates against its SAN.
-    ctx = context(ca_file=certs[0])
+    # Trusting the loopback CA, the real host name validates against its SAN.
+    ctx = context(ca_file=certs.ca_file)
     with net.make_session(ctx, target, verify=True) as s:
         assert net.fetch(s, f"https://pin.test:{tls.port}/echo", ctx=ctx, max_bytes=100).status == 200
 
