@@ -19,7 +19,7 @@ from auditor.check import Severity
 from auditor.errors import AuditorError
 from auditor.models import InformationSystem, Scan, Site, utcnow
 from auditor.version import __version__
-from certificates import RuleCheck, certificate_rules, forbidden_severities
+from certificates.rules import RuleCheck, certificate_rules, forbidden_severities
 from reports.charts import (
     GRADE_COLOURS,
     SEVERITY_COLOURS,
@@ -263,7 +263,7 @@ def build_report(session: Session, target: str, *, lang: str = "vi", policy_dir:
         sites = _sites_of_system(session, system)
         kind = "system"
     else:
-        from certificates import find_site
+        from certificates.rules import find_site
 
         try:
             site = find_site(session, target)

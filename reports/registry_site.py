@@ -250,7 +250,7 @@ def render_html(entries: list[dict[str, Any]], generated_at: str, *, verify_url:
 
 
 def _certificate_file(cert: Certificate, shown_status: str) -> bytes:
-    from certificates import certificate_token
+    from certificates.signing import certificate_token
 
     payload = dict(cert.payload or {})
     body = {
@@ -328,7 +328,7 @@ def _issuer_pem(key_path: str | None) -> str | None:
     """The issuer's public key; None when there is no key file yet (no certificate was issued
     with one). A key that exists but cannot be used (readable by others, unreadable, not
     Ed25519) is an error, not a registry silently published without its issuer key."""
-    from certificates import public_key_pem, resolve_key_path
+    from certificates.signing import public_key_pem, resolve_key_path
 
     if not resolve_key_path(key_path).exists():
         return None
