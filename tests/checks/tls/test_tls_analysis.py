@@ -33,11 +33,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from project_paths import TESTS
 
 from auditor.check import CheckContext, CheckOutcome, Severity
 from auditor.targets import Target
 from checks.tls.analysis import analyse, has_forward_secrecy, hostname_matches, insecure_reasons
 from checks.tls.check import TLSCheck
+from checks.tls.collect import collect
 from checks.tls.evidence import CipherSuite, TLSEvidence
 
 # sslyze parses its bundled Mozilla store, where two roots have non-positive serials.
@@ -260,7 +262,12 @@ def run(
 ) -> tuple[dict[str, tuple[str, dict[str, Any]]], list[str]]:
     """analyse() on a JSON round-trip of ``ev``; findings as {id: (line, details)}."""
     wire = json.loads(json.dumps(ev))
-    findings, errors = analyse(wire, host=host, params={**PARAMS, **params}, now=now)
+    kw: dict[str, Any] = {"host": host, "params": {**PARAMS, **params}, "now": now}
+    findings, errors = analyse(wire, **kw)
+    # The typed evidence, and its stored JSON, are judged exactly as the dict is.
+    typed = TLSEvidence.from_dict(wire)
+    assert analyse(typed, **kw) == (findings, errors)
+    assert analyse(json.loads(json.dumps(typed.to_dict())), **kw) == (findings, errors)
     ids = [f[0] for f in findings]
     assert len(ids) == len(set(ids)), f"duplicate ids {ids}"
     for fid, line, details in findings:
@@ -1186,3 +1193,46 @@ def test_live_deadline_returns_an_error_with_what_is_known() -> None:
     assert elapsed < 4.5
     assert out.findings == []
     assert out.error and "deadline" in out.error
+
+
+def _keys(value: Any) -> Any:
+    """The key structure of JSON evidence (a list: the union over its items), leaves elided."""
+    if isinstance(value, dict):
+        return {k: _keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        merged: dict[str, Any] = {}
+        for item in value:
+            if isinstance(item, dict):
+                merged.update(_keys(item))
+        return [merged] if merged else []
+    return "leaf"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("ca_file", "recorded"), [(True, "lab_ca_file"), (False, "mozilla_store")])
+def test_live_evidence_keeps_the_stored_shape(tls_lab: Any, ca_file: bool, recorded: str) -> None:
+    """collect() today writes the keys the pre-typed collector wrote (recorded in the fixture)."""
+    fixture = json.loads((TESTS / "checks" / "tls" / "fixtures" / "collected_evidence.json").read_text())
+    site = tls_lab.site("good")
+    target = Target(url=site.url, host=site.host, port=site.https_port, address=site.address)
+    ctx = CheckContext(ca_file=str(tls_lab.ca_file) if ca_file else None, timeout=5)
+    assert _keys(collect(target, ctx).to_dict()) == _keys(fixture[recorded])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["good", "cert-incomplete-chain", "cipher-weak-dh", "renegotiation", "no-tls"]
+)
+def test_live_collected_evidence_round_trips(tls_lab: Any, name: str) -> None:
+    site = tls_lab.site(name)
+    target = Target(url=site.url, host=site.host, port=site.https_port, address=site.address)
+    typed = collect(target, CheckContext(ca_file=str(tls_lab.ca_file), timeout=5))
+    assert isinstance(typed, TLSEvidence)
+    stored = json.loads(json.dumps(typed.to_dict()))
+    assert TLSEvidence.from_dict(stored) == typed
+    assert TLSEvidence.from_dict(stored).to_dict() == stored
+    kw: dict[str, Any] = {"host": site.host, "params": PARAMS, "now": datetime.now(UTC)}
+    from_typed = analyse(typed, **kw)
+    assert from_typed == analyse(stored, **kw)
+    expected = {i for i in site.spec.expect if i.startswith("tls.")}
+    assert expected <= {fid for fid, _, _ in from_typed[0]}
