@@ -13,10 +13,12 @@ than passing them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from auditor.catalogue import catalogue_of
 from auditor.check import Check, CheckContext, CheckOutcome, Finding
 from auditor.targets import Target
-from checks.http.analysis import analyse
+from checks.http.analysis import Observed, analyse
 from checks.http.collect import Collection, Params, collect
 from checks.http.evidence import HTTPEvidence
 from checks.http.hit import Hit, clip
@@ -67,6 +69,15 @@ class HTTPCheck(Check):
             evidence=evidence.to_dict(),
             error=_error(target, collection, evidence),
         )
+
+    def reanalyse(self, stored: dict[str, Any], ctx: CheckContext | None = None) -> list[Finding]:
+        """The findings a stored evidence dict supports, judged again by today's code.
+
+        Stored evidence is bounded (see :mod:`checks.http.analysis`), so this equals the
+        original findings unless the scan had to cut something out of its evidence.
+        """
+        minimum = self.params(ctx).hsts_min_max_age if ctx else self.parameters["http.hsts_min_max_age"]
+        return self.findings_of(analyse(Observed.from_evidence(HTTPEvidence.from_dict(stored)), minimum))
 
     def findings_of(self, hits: list[Hit]) -> list[Finding]:
         """Catalogue findings (title, severity, references) for the analysis' hits."""

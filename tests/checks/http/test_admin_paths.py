@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import time
@@ -190,3 +191,20 @@ def test_http_check_reports_admin_exposure(servers: dict[str, Target]) -> None:
     assert [p["path"] for p in out.evidence["admin_paths"]] == ["/admin", "/wp-admin/", "/manager/html"]
     clean = check.run(servers["wordy"], CheckContext(timeout=5, params=dict(check.parameters)))
     assert not [f for f in clean.findings if f.id == "http.admin.exposed"]
+
+
+def test_admin_evidence_round_trips(servers: dict[str, Target]) -> None:
+    """A real lab scan with exposed logins: the stored evidence reads back into equal typed
+    evidence and, judged again, gives the same findings (the admin one included)."""
+    from checks.http.check import HTTPCheck
+    from checks.http.evidence import HTTPEvidence
+
+    check = HTTPCheck()
+    out = check.run(servers["exposed"], CheckContext(timeout=5, params=dict(check.parameters)))
+    stored = json.loads(json.dumps(out.evidence))
+    evidence = HTTPEvidence.from_dict(stored)
+    assert json.dumps(evidence.to_dict()) == json.dumps(out.evidence)
+    assert HTTPEvidence.from_dict(evidence.to_dict()) == evidence
+    assert evidence.admin is not None and [p["path"] for p in evidence.admin.paths] == ["/admin", "/wp-admin/", "/manager/html"]
+    assert check.reanalyse(stored) == out.findings
+    assert "http.admin.exposed" in {f.id for f in out.findings}

@@ -22,6 +22,7 @@ from auditor.lab.server import reserve_closed_port
 from auditor.targets import Resolver, Target
 from checks.http import HTTPCheck
 from checks.http.cookies import parse_set_cookie
+from checks.http.evidence import SCHEMA_VERSION, HTTPEvidence
 from checks.http.headers import parse_csp, parse_hsts
 
 ADDR = "127.0.0.150"
@@ -609,3 +610,53 @@ def test_body_cut_short_leaves_meta_policies_untested(lab: Lab) -> None:
     assert not ids(outcome) & {"http.csp.missing", "http.referrer_policy.weak"}
     assert outcome.error and "page body incomplete" in outcome.error
     assert "Content-Security-Policy" in outcome.error and "Referrer-Policy" in outcome.error
+
+
+# ------------------------------------------------------------------------------------------
+# Typed evidence
+
+
+ROUND_TRIP = [*CASES, "redirected", "redirected_ok", "offsite", "loop", "cut_body", "hostile", "closed_https"]
+
+
+def assert_evidence_round_trips(check: HTTPCheck, outcome: CheckOutcome) -> HTTPEvidence:
+    """The stored JSON reads back into equal typed evidence, writes out key for key in the
+    same order, and judged again gives the very same findings."""
+    stored = json.loads(json.dumps(outcome.evidence))
+    evidence = HTTPEvidence.from_dict(stored)
+    assert json.dumps(evidence.to_dict()) == json.dumps(outcome.evidence)
+    assert HTTPEvidence.from_dict(evidence.to_dict()) == evidence
+    assert check.reanalyse(stored) == outcome.findings
+    return evidence
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_evidence_round_trips(lab: Lab, name: str) -> None:
+    target = lab.target(name, port=lab.closed_port) if name == "closed_https" else lab.target(name)
+    outcome = run_check(target)
+    evidence = assert_evidence_round_trips(HTTPCheck(), outcome)
+    assert evidence.plain_http is not None and evidence.https is not None
+    assert (evidence.final is None) == (name == "closed_https")
+
+
+def test_typed_evidence_fields(lab: Lab) -> None:
+    evidence = HTTPEvidence.from_dict(run_check(lab.target("redirected")).evidence)
+    assert evidence.https is not None and [h.status for h in evidence.https.chain] == [302, 200]
+    assert evidence.cookies is not None and [c.name for c in evidence.cookies] == ["hop_sid", "sessionid", "lang"]
+    assert evidence.page is not None and evidence.page.untested is None
+    assert evidence.final is not None and evidence.final.header_values("x-frame-options") == ["SAMEORIGIN"]
+    assert SCHEMA_VERSION == 1
+
+
+def test_older_stored_evidence_is_read(lab: Lab) -> None:
+    """Evidence stored before some keys existed still reads, with the totals taken from the lists."""
+    outcome = run_check(lab.target("mixed_img"))
+    stored = json.loads(json.dumps(outcome.evidence))
+    for key in ("cookies_total", "mixed_content_total", "sri_missing_total", "admin_paths", "referrer_policy"):
+        del stored[key]
+    del stored["https"]["stop_kind"]
+    evidence = HTTPEvidence.from_dict(stored)
+    assert evidence.page is not None and evidence.page.mixed_total == 1 and evidence.admin is None
+    assert evidence.cookies_total == 2
+    assert {f.id for f in HTTPCheck().reanalyse(stored)} == ids(outcome) == {"http.mixed_content"}
+    assert HTTPEvidence.from_dict({}) == HTTPEvidence() and HTTPEvidence().to_dict() == {}
