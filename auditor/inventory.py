@@ -25,8 +25,8 @@ import yaml
 from sqlmodel import Session, select
 
 from auditor.errors import AuditorError
-from auditor.models import Attestation, Certificate, InformationSystem, Scan, Site, utcnow
-from auditor.storage import get_or_create_site
+from auditor.models import Attestation, Certificate, InformationSystem, Site, utcnow
+from auditor.storage import find_site, get_or_create_site, unlink_scans_of_system
 from auditor.targets import parse_target
 from auditor.text import clean
 from policies.levels import ATTRIBUTES, Classification, classify, normalize_value
@@ -451,7 +451,7 @@ def store_records(
             errors.append(f"{rec.where}, field 'name': a system named {rec.name!r} already exists")
             continue
         for url in rec.sites:
-            site = session.exec(select(Site).where(Site.url == url)).first()
+            site = find_site(session, url)
             if site is None or site.system_id is None:
                 continue
             if existing is not None and site.system_id == existing.id:
@@ -519,10 +519,7 @@ def remove_system(session: Session, name: str) -> dict[str, int]:
         site.system_id = None
         session.add(site)
         counts["sites"] += 1
-    for scan in session.exec(select(Scan).where(Scan.system_id == system.id)):
-        scan.system_id = None
-        session.add(scan)
-        counts["scans"] += 1
+    counts["scans"] = unlink_scans_of_system(session, system.id or 0)
     for cert in session.exec(select(Certificate).where(Certificate.system_id == system.id)):
         cert.system_id = None
         session.add(cert)

@@ -13,15 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
-
 import policies
 from auditor import registry, storage
-from auditor.check import Check, Severity
+from auditor.check import Check
 from auditor.engine import ScanOptions, SiteResult, scan_many
 from auditor.errors import AuditorError, TargetError
-from auditor.models import CheckRun, FindingRecord, InformationSystem, Scan, Site, utcnow
-from auditor.results import iso, jsonable, result_hash, scan_dict
+from auditor.models import utcnow
+from auditor.results import iso, jsonable
 from auditor.targets import AddressPolicy, Resolver, Target, parse_target
 from auditor.version import __version__
 
@@ -141,14 +139,11 @@ class Auditor:
                 on_result(out)
         return [by_input[i] for i in range(len(request.targets))]
 
-    # -- storage -------------------------------------------------------------------------
+    # -- storage (every row goes through auditor.storage) --------------------------------
 
     def _system_for(self, target: Target) -> dict[str, Any] | None:
         with storage.session_scope(self.db) as session:
-            site = session.exec(select(Site).where(Site.url == target.url)).first()
-            if site is None or site.system_id is None:
-                return None
-            system = session.get(InformationSystem, site.system_id)
+            system = storage.system_of_site(session, target.url)
             if system is None:
                 return None
             return {
@@ -159,37 +154,22 @@ class Auditor:
                 "attributes": dict(system.attributes or {}),
             }
 
-    def _new_scan(self, session: Session, url: str, host: str, port: int, recorded: dict[str, Any]) -> Scan:
-        site = storage.get_or_create_site(session, url, host, port)
-        scan = Scan(
-            site_id=site.id or 0,
-            url=url,
-            host=host,
-            port=port,
-            status="running",
-            policy_name=self.policy.name,
-            policy_version=self.policy.version,
-            tool_version=__version__,
-            options=recorded,
-            system_id=site.system_id,
-        )
-        session.add(scan)
-        session.flush()
-        return scan
+    def _stamp(self, recorded: dict[str, Any]) -> storage.ScanStamp:
+        return storage.ScanStamp(policy_name=self.policy.name, policy_version=self.policy.version,
+                                 options=recorded, tool_version=__version__)
 
     def _record_start(self, res: SiteResult, recorded: dict[str, Any]) -> int:
         assert res.target is not None
         t = res.target
         with storage.session_scope(self.db) as session:
-            scan = self._new_scan(session, t.url, t.host, t.port, recorded)
-            scan.address = t.address
-            scan.started_at = res.started_at
-            session.add(scan)
-            session.flush()
+            scan = storage.start_scan(session, t.url, t.host, t.port, self._stamp(recorded),
+                                      started_at=res.started_at, address=t.address)
             assert scan.id is not None
             return scan.id
 
     def _record_finish(self, res: SiteResult, recorded: dict[str, Any]) -> None:
+        findings = [self.policy.apply_severity(f) for f in res.findings]
+        verdict = None if res.error else self.policy.evaluate(findings)
         with storage.session_scope(self.db) as session:
             if res.scan_id is None:
                 # Never started (bad or unresolvable target): store it if it names a site at all.
@@ -197,56 +177,24 @@ class Auditor:
                     url, host, port, _, _ = parse_target(res.input)
                 except TargetError:
                     return
-                scan = self._new_scan(session, url, host, port, recorded)
-                scan.started_at = res.started_at
+                scan = storage.start_scan(session, url, host, port, self._stamp(recorded), started_at=res.started_at)
                 res.scan_id = scan.id
             else:
-                scan = session.get(Scan, res.scan_id)
-                if scan is None:
+                found = storage.get_scan(session, res.scan_id)
+                if found is None:
                     return
-            findings = [self.policy.apply_severity(f) for f in res.findings]
-            for run in res.checks.values():
-                session.add(CheckRun(
-                    scan_id=scan.id or 0, check=run.check, status=run.status,
-                    error=run.outcome.error, duration_s=run.duration_s,
-                    evidence=jsonable(run.outcome.evidence),
-                ))
-            for f in findings:
-                session.add(FindingRecord(
-                    scan_id=scan.id or 0, finding_id=f.id, check=f.check, severity=f.severity.value,
-                    title=f.title, evidence=f.evidence, url=f.url, references=list(f.references),
-                    details=jsonable(f.details),
-                ))
-            scan.checks = {
-                r.check: {"status": r.status, "error": r.outcome.error, "duration_s": r.duration_s}
-                for r in res.checks.values()
-            }
-            scan.finished_at = res.finished_at or utcnow()
-            counts: dict[str, int] = {s.value: 0 for s in Severity}
-            for sev in {f.id: f.severity for f in findings}.values():
-                counts[sev.value] += 1
-            scan.counts = counts
-            if res.error:
-                scan.status, scan.error = "failed", res.error
-                scan.score = scan.grade = None
-            else:
-                verdict = self.policy.evaluate(findings)
-                scan.status, scan.score, scan.grade = "completed", verdict.score, verdict.grade
-            session.add(scan)
-            session.flush()
-            scan.result_hash = result_hash(scan_dict(scan, storage.findings_of(session, scan.id or 0)))
-            session.add(scan)
+                scan = found
+            storage.record_outcome(
+                session, scan, checks=res.checks.values(), findings=findings,
+                finished_at=res.finished_at or utcnow(), error=res.error,
+                score=verdict.score if verdict else None, grade=verdict.grade if verdict else None,
+            )
 
     def _mark_failed(self, scan_id: int, error: str) -> None:
         """Best effort (the database may be what failed): mark a started scan failed."""
         try:
             with storage.session_scope(self.db) as session:
-                scan = session.get(Scan, scan_id)
-                if scan is not None:
-                    scan.status, scan.error = "failed", error[:2000]
-                    scan.score = scan.grade = None
-                    scan.finished_at = utcnow()
-                    session.add(scan)
+                storage.mark_scan_failed(session, scan_id, error)
         except Exception:
             log.warning("could not mark scan %s failed", scan_id, exc_info=True)
 
@@ -255,10 +203,10 @@ class Auditor:
     def result_dict(self, scan_id: int) -> dict[str, Any]:
         """The JSON-contract dict of a stored scan."""
         with storage.session_scope(self.db) as session:
-            scan = session.get(Scan, scan_id)
-            if scan is None:
-                raise AuditorError(f"no scan with id {scan_id}")
-            return scan_dict(scan, storage.findings_of(session, scan_id))
+            result = storage.scan_result(session, scan_id)
+        if result is None:
+            raise AuditorError(f"no scan with id {scan_id}")
+        return result
 
     @staticmethod
     def _unstored_dict(res: SiteResult) -> dict[str, Any]:

@@ -1,19 +1,25 @@
-"""Storage: the database URL, the engine, and the queries the CLI needs.
+"""Storage: the database URL, the engine, and every write and read of sites, scans, findings
+and check runs.
 
 SQLite by default (a file, WAL journal, a busy timeout so concurrent writers wait instead of
 failing); any SQLAlchemy URL (PostgreSQL: ``postgresql+psycopg://...``) via ``--db`` or
 ``AUDITOR_DB``.
+
+The functions take the caller's session, so a caller decides what one transaction holds; the
+orchestrator (:mod:`auditor.scanning`) opens one per step, which is what lets a scan be seen
+as ``running`` while its checks run.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, func
 from sqlalchemy.engine import Engine, make_url
@@ -21,8 +27,14 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from auditor import models  # noqa: F401  (registers the tables)
+from auditor.check import Finding, Severity
 from auditor.errors import AuditorError
-from auditor.models import CheckRun, FindingRecord, Scan, Site
+from auditor.models import CheckRun, FindingRecord, InformationSystem, Scan, Site, utcnow
+from auditor.results import jsonable, result_hash, scan_dict
+from auditor.version import __version__
+
+if TYPE_CHECKING:
+    from auditor.engine import CheckRunResult
 
 ENV_VAR = "AUDITOR_DB"
 
@@ -114,13 +126,138 @@ def session_scope(db: str | None = None) -> Iterator[Session]:
         session.close()
 
 
+# -- sites ------------------------------------------------------------------------------------
+
+
+def find_site(session: Session, url: str) -> Site | None:
+    return session.exec(select(Site).where(Site.url == url)).first()
+
+
 def get_or_create_site(session: Session, url: str, host: str, port: int) -> Site:
-    site = session.exec(select(Site).where(Site.url == url)).first()
+    site = find_site(session, url)
     if site is None:
         site = Site(url=url, host=host, port=port)
         session.add(site)
         session.flush()
     return site
+
+
+def system_of_site(session: Session, url: str) -> InformationSystem | None:
+    """The information system a site belongs to, if the site is inventoried."""
+    site = find_site(session, url)
+    if site is None or site.system_id is None:
+        return None
+    return session.get(InformationSystem, site.system_id)
+
+
+# -- scans: writes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanStamp:
+    """What every scan row records about how it was made: the policy, the tool, the options."""
+
+    policy_name: str
+    policy_version: str
+    options: dict[str, Any]
+    tool_version: str = __version__
+
+
+def start_scan(
+    session: Session, url: str, host: str, port: int, stamp: ScanStamp,
+    *, started_at: datetime, address: str | None = None,
+) -> Scan:
+    """A new ``running`` scan of ``url`` (its site created if new), flushed so it has an id."""
+    site = get_or_create_site(session, url, host, port)
+    scan = Scan(
+        site_id=site.id or 0, url=url, host=host, port=port, address=address, status="running",
+        started_at=started_at, policy_name=stamp.policy_name, policy_version=stamp.policy_version,
+        tool_version=stamp.tool_version, options=stamp.options, system_id=site.system_id,
+    )
+    session.add(scan)
+    session.flush()
+    return scan
+
+
+def record_outcome(
+    session: Session, scan: Scan, *, checks: Iterable[CheckRunResult], findings: Sequence[Finding],
+    finished_at: datetime, error: str | None, score: int | None = None, grade: str | None = None,
+) -> None:
+    """Store what a scan produced and finish it: ``failed`` with ``error``, else ``completed``
+    with the policy's ``score`` and ``grade``.
+
+    ``findings`` carry the severities the policy gave them. The counts count each finding id
+    once, and ``result_hash`` seals the stored result as ``auditor show`` prints it.
+    """
+    scan_id = scan.id or 0
+    runs = list(checks)
+    for run in runs:
+        session.add(CheckRun(
+            scan_id=scan_id, check=run.check, status=run.status, error=run.outcome.error,
+            duration_s=run.duration_s, evidence=jsonable(run.outcome.evidence),
+        ))
+    for f in findings:
+        session.add(FindingRecord(
+            scan_id=scan_id, finding_id=f.id, check=f.check, severity=f.severity.value, title=f.title,
+            evidence=f.evidence, url=f.url, references=list(f.references), details=jsonable(f.details),
+        ))
+    scan.checks = {r.check: {"status": r.status, "error": r.outcome.error, "duration_s": r.duration_s} for r in runs}
+    scan.finished_at = finished_at
+    counts: dict[str, int] = {s.value: 0 for s in Severity}
+    for severity in {f.id: f.severity for f in findings}.values():
+        counts[severity.value] += 1
+    scan.counts = counts
+    if error:
+        scan.status, scan.error = "failed", error
+        scan.score = scan.grade = None
+    else:
+        scan.status, scan.score, scan.grade = "completed", score, grade
+    session.add(scan)
+    session.flush()
+    scan.result_hash = result_hash(scan_dict(scan, findings_of(session, scan_id)))
+    session.add(scan)
+
+
+def mark_scan_failed(session: Session, scan_id: int, error: str) -> bool:
+    """Finish a scan as ``failed`` with ``error`` (cut to 2000 characters); False if it is gone."""
+    scan = session.get(Scan, scan_id)
+    if scan is None:
+        return False
+    scan.status, scan.error = "failed", error[:2000]
+    scan.score = scan.grade = None
+    scan.finished_at = utcnow()
+    session.add(scan)
+    return True
+
+
+def unlink_scans_of_system(session: Session, system_id: int) -> int:
+    """Keep a removed system's scans, no longer linked to it; how many there were."""
+    count = 0
+    for scan in session.exec(select(Scan).where(Scan.system_id == system_id)):
+        scan.system_id = None
+        session.add(scan)
+        count += 1
+    return count
+
+
+# -- scans: reads -------------------------------------------------------------------------------
+
+
+def get_scan(session: Session, scan_id: int) -> Scan | None:
+    return session.get(Scan, scan_id)
+
+
+def scan_result(session: Session, scan_id: int) -> dict[str, Any] | None:
+    """The JSON-contract dict of a stored scan (see :func:`auditor.results.scan_dict`)."""
+    scan = session.get(Scan, scan_id)
+    if scan is None:
+        return None
+    return scan_dict(scan, findings_of(session, scan_id))
+
+
+def assessed_urls(session: Session) -> set[str]:
+    """URLs with at least one completed scan."""
+    return set(session.exec(select(Scan.url).where(Scan.status == "completed").distinct()))
 
 
 def history(session: Session, url: str, limit: int = 50) -> list[Scan]:

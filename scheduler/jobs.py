@@ -24,7 +24,8 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from sqlmodel import Session, select
 
-from auditor.models import InformationSystem, Scan, Site
+from auditor import storage
+from auditor.models import InformationSystem, Site
 from scheduler import dispatch
 from scheduler.spec import DEFAULT_SPEC, misfire_grace_seconds
 from scheduler.store import ScheduleSetting
@@ -107,7 +108,7 @@ def plan_sites(session: Session) -> list[SitePlan]:
     by_system = {s.key: s for s in settings if s.scope == "system"}
     systems = {s.id: s for s in session.exec(select(InformationSystem))}
     sites = [s for s in session.exec(select(Site)) if s.system_id is not None or s.url in by_site]
-    assessed = set(session.exec(select(Scan.url).where(Scan.status == "completed").distinct()))
+    assessed = storage.assessed_urls(session)
     plans = []
     for site in sorted(sites, key=lambda s: s.url):
         own = by_site.get(site.url)
