@@ -235,3 +235,60 @@ def test_a_storage_failure_does_not_leave_the_scan_running(db_url: str) -> None:
     with storage.session_scope(db_url) as s:
         scan = s.get(Scan, r["scan_id"])
         assert scan is not None and scan.status == "failed" and scan.finished_at is not None
+
+
+class WatchingCheck(Check):
+    """Reads, from inside the scan, how the database sees the scan of its target."""
+
+    id = "watching"
+    title = "watches the store"
+    catalogue = (SPEC,)
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.seen: list[tuple[str, object]] = []
+
+    def run(self, target: Target, ctx: CheckContext) -> CheckOutcome:
+        from auditor import storage
+
+        with storage.session_scope(self.db) as s:
+            scan = storage.latest_scan(s, target.url, statuses=None)
+            assert scan is not None
+            self.seen.append((scan.status, scan.finished_at))
+        return CheckOutcome(findings=[Finding("probe.seen", self.id, Severity.LOW, "seen", target.host)])
+
+
+def test_a_scan_is_running_during_its_checks_and_finished_after(db_url: str) -> None:
+    from auditor import storage
+
+    watcher = WatchingCheck(db_url)
+    r = Auditor(db=db_url).scan(_request(["a.test"], [watcher]))[0]
+    assert watcher.seen == [("running", None)]
+    with storage.session_scope(db_url) as s:
+        scan = storage.get_scan(s, r["scan_id"])
+        assert scan is not None and scan.status == "completed" and scan.finished_at is not None
+        assert scan.counts["low"] == 1 and scan.result_hash == result_hash(r)
+        assert [c.check for c in storage.check_runs_of(s, r["scan_id"])] == ["watching"]
+        assert [f.finding_id for f in storage.findings_of(s, r["scan_id"])] == ["probe.seen"]
+        assert storage.scan_result(s, r["scan_id"]) == r
+        assert storage.assessed_urls(s) == {"https://a.test/"}
+        assert storage.scan_result(s, 10_000) is None
+
+
+def test_mark_scan_failed_finishes_a_running_scan_with_its_reason(db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from auditor import storage
+
+    stamp = storage.ScanStamp(policy_name="p", policy_version="1", options={})
+    with storage.session_scope(db_url) as s:
+        scan = storage.start_scan(s, "https://a.test/", "a.test", 443, stamp, started_at=datetime.now(UTC))
+        assert scan.id is not None and scan.status == "running" and scan.tool_version
+        scan_id = scan.id
+    with storage.session_scope(db_url) as s:
+        assert storage.mark_scan_failed(s, scan_id, "x" * 3000)
+        assert not storage.mark_scan_failed(s, scan_id + 1, "gone")
+    with storage.session_scope(db_url) as s:
+        scan = storage.get_scan(s, scan_id)
+        assert scan is not None and scan.status == "failed" and scan.error == "x" * 2000
+        assert scan.finished_at is not None and scan.grade is None
