@@ -14,6 +14,7 @@ here judges anything; :class:`Collection` hands the material to the analysis and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import requests
 
@@ -22,7 +23,7 @@ from auditor.targets import Target
 from checks.http.admin_paths import AdminProbe, probe_admin
 from checks.http.analysis import Observed
 from checks.http.content import PageScan, scan_html
-from checks.http.cookies import MAX_COOKIES, cookies_set_by
+from checks.http.cookies import MAX_COOKIES, CookieInfo, cookies_set_by
 from checks.http.evidence import (
     AdminEvidence,
     FinalResponse,
@@ -63,13 +64,18 @@ class Collection:
     page: PageScan | None = None
     admin: AdminProbe | None = None
 
+    @cached_property
+    def cookies(self) -> list[CookieInfo]:
+        """Every cookie the HTTPS responses set (parsed once for analysis and evidence)."""
+        return cookies_set_by(self.responses)
+
     def observed(self) -> Observed:
         """The unbounded material the analysis judges."""
         judged = self.final if self.page is not None else None
         return Observed(
             plain=self.plain,
             responses=list(self.responses),
-            cookies=cookies_set_by(self.responses),
+            cookies=self.cookies,
             landing=judged,
             page=self.page,
             body_incomplete=judged is not None and judged.body_error is not None,
@@ -78,7 +84,7 @@ class Collection:
 
     def evidence(self) -> HTTPEvidence:
         """The bounded evidence stored with the scan."""
-        cookies = cookies_set_by(self.responses)
+        cookies = self.cookies
         page = None
         if self.final is not None and self.page is not None:
             page = PageEvidence.of(self.final, self.final.body_error, self.page)
