@@ -2,12 +2,13 @@
 
 Nothing here touches the network or sslyze. :func:`analyse` receives the evidence that
 :func:`checks.tls.collect.collect` records, or its stored JSON (or a hand-made one in tests,
-read with :meth:`TLSEvidence.from_dict`), and derives
-every finding from it, so a stored scan can be re-analysed later with other parameters or
-another ``now``, and findings the local OpenSSL cannot plant (SSL 2.0, RC4, Heartbleed, ...)
+read with :meth:`TLSEvidence.from_dict`), and derives every finding from it, so a stored
+scan can be re-analysed later with other parameters or another ``now``, and findings the local OpenSSL cannot plant (SSL 2.0, RC4, Heartbleed, ...)
 can be tested by feeding evidence.
 
-Stored JSON shape (``schema`` 1, :meth:`TLSEvidence.to_dict`)::
+The keys the analysis reads, in the stored JSON (``schema`` 1, :meth:`TLSEvidence.to_dict`;
+:mod:`checks.tls.evidence` describes every key, including the scanner, preprobe and timings
+kept for the record)::
 
     {
       "schema": 1,
@@ -29,7 +30,9 @@ Stored JSON shape (``schema`` 1, :meth:`TLSEvidence.to_dict`)::
     }
 
 A protocol, the certificate block or a vulnerability key that is *absent* was not tested:
-it yields an error ("could not test: ..."), never a pass and never a finding.
+it yields an error ("could not test: ..."), never a pass and never a finding. The typed
+evidence keeps that distinction (a missing protocol entry, ``certificate=None``, a ``None``
+vulnerability field).
 
 Certificate trust is attributed to its real cause (see :func:`_trust_findings`): sslyze only
 says "path validation failed", so the chain is rebuilt here from signatures, and the strict

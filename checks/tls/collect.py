@@ -113,9 +113,7 @@ def collect(target: AuditTarget, ctx: CheckContext) -> TLSEvidence:
     errors = {"certificate_info": store_error} if store_error else {}
     if scan.failure:
         errors["scan"] = scan.failure
-    gathered = _Gathered()
-    if connectivity.status == "ok":
-        gathered = _gather(scan, store)
+    gathered = _gather(scan, store) if connectivity.status == "ok" else _Gathered()
     timings = {**scan.timings, "connectivity_s": scan.observer.connectivity_s.get(scan.main.uuid)}
     timings["total_s"] = _since(started)
     return replace(
@@ -124,7 +122,8 @@ def collect(target: AuditTarget, ctx: CheckContext) -> TLSEvidence:
         connectivity=connectivity,
         protocols=gathered.protocols,
         certificate=gathered.certificate,
-        vulnerabilities=Vulnerabilities(**gathered.vulnerabilities),
+        vulnerabilities=gathered.vulnerabilities,
+        # The CA-file and scan-wide errors come first; a command's own never replaces them.
         errors={**errors, **{k: v for k, v in gathered.errors.items() if k not in errors}},
         timings=timings,
     )
@@ -438,7 +437,7 @@ class _Gathered:
 
     protocols: dict[str, ProtocolResult] = field(default_factory=dict)
     certificate: CertificateEvidence | None = None
-    vulnerabilities: dict[str, Any] = field(default_factory=dict)
+    vulnerabilities: Vulnerabilities = field(default_factory=Vulnerabilities)
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -468,7 +467,7 @@ def _gather(scan: _ScanRun, store: Store | None) -> _Gathered:
                 certificate = _certificate_evidence(attempt.result, store)
             else:
                 vulnerabilities.update(_vulnerability_fields(name, attempt.result))
-    return _Gathered(protocols, certificate, vulnerabilities, errors)
+    return _Gathered(protocols, certificate, Vulnerabilities(**vulnerabilities), errors)
 
 
 def _missing_result(scan: _ScanRun, request: Any, result: Any) -> str | None:
