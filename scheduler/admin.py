@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from sqlalchemy import func, inspect
+from sqlalchemy import inspect
 from sqlmodel import Session, select
 
 from auditor import storage
 from auditor.errors import AuditorError
-from auditor.models import InformationSystem, ScheduleRun, utcnow
+from auditor.models import InformationSystem, utcnow
 from auditor.targets import parse_target
+from scheduler import runs
 from scheduler.jobs import EditingScheduler, SiteJobStore, SitePlan, job_id, plan_sites, reconcile
 from scheduler.store import JOBS_TABLE, ScheduleSetting, scheduler_engine
 
@@ -162,9 +163,7 @@ def list_schedule(db: str | None) -> list[ScheduleRow]:
     with paused_scheduler(db) as scheduler:
         plans = _sync_with(scheduler, db)
         jobs = {job.id: job for job in scheduler.get_jobs()}
-    latest_ids = select(func.max(ScheduleRun.id)).group_by(ScheduleRun.site_url)  # type: ignore[arg-type]
-    with storage.session_scope(db) as session:
-        latest = {r.site_url: r for r in session.exec(select(ScheduleRun).where(ScheduleRun.id.in_(latest_ids)))}  # type: ignore[union-attr]
+    latest = runs.latest_by_site(scheduler_engine(db))
     out = []
     for plan in plans:
         last = latest.get(plan.url)

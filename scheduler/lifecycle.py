@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import select
-
 from auditor import storage
-from auditor.models import InformationSystem, Scan, Site
 
 log = logging.getLogger("scheduler.lifecycle")
 
@@ -58,10 +55,7 @@ class Owner:
 
 def owner_of(db: str | None, url: str) -> Owner:
     with storage.session_scope(db) as session:
-        site = session.exec(select(Site).where(Site.url == url)).first()
-        if site is None or site.system_id is None:
-            return Owner(None, None)
-        system = session.get(InformationSystem, site.system_id)
+        system = storage.system_of_site(session, url)
         if system is None:
             return Owner(None, None)
         return Owner(system.name, (system.contact or "").strip() or None)
@@ -69,7 +63,7 @@ def owner_of(db: str | None, url: str) -> Owner:
 
 def scan_grade(db: str | None, scan_id: int) -> str | None:
     with storage.session_scope(db) as session:
-        scan = session.get(Scan, scan_id)
+        scan = storage.get_scan(session, scan_id)
         return scan.grade if scan else None
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -233,6 +233,13 @@ def reap_dead(engine: Engine, *, stale_after: timedelta) -> list[Reaped]:
         if interrupt(engine, row.id, reason):
             reaped.append(Reaped(row.id, row.site_url, row.worker, row.status))
     return reaped
+
+
+def latest_by_site(engine: Engine) -> dict[str, Any]:
+    """Each site's newest run (a row with the ``schedule_run`` columns), by site URL."""
+    latest_ids = select(func.max(RUNS.c.id)).group_by(RUNS.c.site_url)
+    with engine.connect() as conn:
+        return {r.site_url: r for r in conn.execute(select(RUNS).where(RUNS.c.id.in_(latest_ids))).all()}
 
 
 @dataclass

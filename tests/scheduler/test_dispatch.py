@@ -81,3 +81,22 @@ def test_registry_build_lists_system_and_hand_enrolled_sites(tmp_path: Path, cli
     r = cli("registry", "build", str(tmp_path / "site"), "--db", str(db), "--key", str(tmp_path / "no-key.pem"))
     assert r.code == 0, r
     assert "registry: 3 site(s), 3 assessed" in r.out
+
+
+def test_schedule_list_shows_each_sites_latest_run(db_url: str) -> None:
+    from scheduler import runs
+    from scheduler.admin import add_site, list_schedule
+    from scheduler.store import scheduler_engine
+
+    url = add_site(db_url, "https://a.test/", "interval:3600")
+    engine = scheduler_engine(db_url)
+    first = runs.claim(engine, url, datetime(2026, 12, 1, tzinfo=UTC), "w1").run_id
+    assert first is not None and runs.mark_started(engine, first)
+    assert runs.mark_done(engine, first, "failed", scan_id=None, error="boom")
+    second = runs.claim(engine, url, datetime(2026, 12, 2, tzinfo=UTC), "w1").run_id
+    assert second is not None and runs.mark_started(engine, second)
+    assert runs.mark_done(engine, second, "finished", scan_id=None, error=None)
+    assert set(runs.latest_by_site(engine)) == {url}
+    (row,) = list_schedule(db_url)
+    assert row.url == url and row.last_status == "finished" and row.last_error is None
+    assert row.last_at is not None
