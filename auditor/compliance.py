@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from auditor import storage
 from auditor.datafiles import load_yaml
@@ -217,15 +217,6 @@ def latest_assessed_scan(session: Session, url: str, before: _dt.datetime | None
     return storage.latest_scan(session, url, before=before)
 
 
-def latest_attestation(
-    session: Session, system_id: int, req_id: str, before: _dt.datetime | None = None
-) -> Attestation | None:
-    stmt = select(Attestation).where(Attestation.system_id == system_id, Attestation.requirement_id == req_id)
-    if before is not None:
-        stmt = stmt.where(Attestation.attested_at < before)
-    return session.exec(stmt.order_by(Attestation.attested_at.desc(), Attestation.id.desc())).first()  # type: ignore[union-attr]
-
-
 def _judge_findings(req: Requirement, site_scans: list[tuple[str, Scan | None, list[FindingRecord]]]
                     ) -> tuple[str, list[dict[str, Any]], str]:
     wanted = set(req.finding_ids)
@@ -319,7 +310,7 @@ def evaluate_compliance(
         if req.judged_by == "findings":
             st.state, st.findings, st.detail = _judge_findings(req, site_scans)
         else:
-            att = latest_attestation(session, system.id or 0, req.id, before)
+            att = storage.latest_attestation(session, system.id or 0, req.id, before)
             st.state, st.attestation, st.detail = _judge_attestation(req, att, now)
         statuses.append(st)
     return ComplianceResult(
@@ -351,8 +342,4 @@ def record_attestation(
     if len(evidence) > MAX_EVIDENCE_CHARS:
         raise AuditorError(f"evidence longer than {MAX_EVIDENCE_CHARS} characters; give a file reference instead")
     by = by.strip()[:200] or "unknown"
-    att = Attestation(system_id=system.id or 0, requirement_id=req.id, evidence=evidence,
-                      attested_by=by, attested_at=utcnow())
-    session.add(att)
-    session.flush()
-    return att, req
+    return storage.add_attestation(session, system.id or 0, req.id, evidence, by), req

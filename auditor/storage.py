@@ -29,7 +29,7 @@ from sqlmodel import Session, SQLModel, create_engine, select
 from auditor import models  # noqa: F401  (registers the tables)
 from auditor.check import Finding, Severity
 from auditor.errors import AuditorError
-from auditor.models import CheckRun, FindingRecord, InformationSystem, Scan, Site, utcnow
+from auditor.models import Attestation, CheckRun, FindingRecord, InformationSystem, Scan, Site, utcnow
 from auditor.results import jsonable, result_hash, scan_dict
 from auditor.version import __version__
 
@@ -295,3 +295,25 @@ def latest_scan(
 
 def count_scans(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Scan)).one())
+
+
+# -- attestations ---------------------------------------------------------------------------------
+
+
+def latest_attestation(
+    session: Session, system_id: int, requirement_id: str, before: datetime | None = None
+) -> Attestation | None:
+    """The owner's newest attestation of one requirement of a system, made before ``before``."""
+    stmt = select(Attestation).where(Attestation.system_id == system_id, Attestation.requirement_id == requirement_id)
+    if before is not None:
+        stmt = stmt.where(Attestation.attested_at < before)
+    return session.exec(stmt.order_by(Attestation.attested_at.desc(), Attestation.id.desc())).first()  # type: ignore[union-attr]
+
+
+def add_attestation(session: Session, system_id: int, requirement_id: str, evidence: str, by: str) -> Attestation:
+    """Store an attestation made now (the caller has checked evidence and author)."""
+    att = Attestation(system_id=system_id, requirement_id=requirement_id, evidence=evidence,
+                      attested_by=by, attested_at=utcnow())
+    session.add(att)
+    session.flush()
+    return att
