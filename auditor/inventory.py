@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 from sqlmodel import Session, select
 
+from auditor import storage
 from auditor.errors import AuditorError
-from auditor.models import Attestation, Certificate, InformationSystem, Site, utcnow
-from auditor.storage import find_site, get_or_create_site, unlink_scans_of_system
+from auditor.models import Certificate, InformationSystem, Site, utcnow
 from auditor.targets import parse_target
 from auditor.text import clean
 from policies.levels import ATTRIBUTES, Classification, classify, normalize_value
@@ -451,7 +451,7 @@ def store_records(
             errors.append(f"{rec.where}, field 'name': a system named {rec.name!r} already exists")
             continue
         for url in rec.sites:
-            site = find_site(session, url)
+            site = storage.find_site(session, url)
             if site is None or site.system_id is None:
                 continue
             if existing is not None and site.system_id == existing.id:
@@ -494,7 +494,7 @@ def store_records(
         session.flush()
         for url in rec.sites:
             _, host, port, _, _ = parse_target(url)
-            site = get_or_create_site(session, url, host, port)
+            site = storage.get_or_create_site(session, url, host, port)
             if site.system_id != system.id:
                 site.system_id = system.id
                 session.add(site)
@@ -519,14 +519,12 @@ def remove_system(session: Session, name: str) -> dict[str, int]:
         site.system_id = None
         session.add(site)
         counts["sites"] += 1
-    counts["scans"] = unlink_scans_of_system(session, system.id or 0)
+    counts["scans"] = storage.unlink_scans_of_system(session, system.id or 0)
     for cert in session.exec(select(Certificate).where(Certificate.system_id == system.id)):
         cert.system_id = None
         session.add(cert)
         counts["certificates"] += 1
-    for att in session.exec(select(Attestation).where(Attestation.system_id == system.id)):
-        session.delete(att)
-        counts["attestations"] += 1
+    counts["attestations"] = storage.delete_attestations_of_system(session, system.id or 0)
     session.flush()
     session.delete(system)
     session.flush()

@@ -317,3 +317,12 @@ def add_attestation(session: Session, system_id: int, requirement_id: str, evide
     session.add(att)
     session.flush()
     return att
+
+
+def delete_attestations_of_system(session: Session, system_id: int) -> int:
+    """Delete a system's attestations (they mean nothing without it); how many there were."""
+    count = 0
+    for att in session.exec(select(Attestation).where(Attestation.system_id == system_id)):
+        session.delete(att)
+        count += 1
+    return count
