@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -187,65 +188,70 @@ def _components(value: Any, where: str, errors: list[str]) -> list[dict[str, Any
     return out
 
 
+def _present(data: dict[str, Any], key: str) -> bool:
+    v = data.get(key)
+    return v is not None and not (isinstance(v, str) and not v.strip()) and v != []
+
+
+def _name_field(value: Any) -> str:
+    name = _str_field(value, "name", limit=100)
+    if not _NAME_RE.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a valid name (letters, digits, '.', '_', '-'; "
+            "starting with a letter or digit; at most 100)"
+        )
+    return name
+
+
+def _contact_field(value: Any) -> str:
+    contact = _str_field(value, "contact", limit=254)
+    if not _EMAIL_RE.fullmatch(contact):
+        raise ValueError(f"{contact!r} is not an e-mail address")
+    return contact
+
+
+# Record fields that are not level attributes: (field, parser, SystemRecord attribute).
+_RECORD_FIELDS: tuple[tuple[str, Callable[[Any], Any], str], ...] = (
+    ("name", _name_field, "name"),
+    ("owner", lambda v: _str_field(v, "owner"), "owner"),
+    ("contact", _contact_field, "contact"),
+    ("declared_level", _level, "declared_level"),
+    ("allowed_ports", _ports, "allowed_ports"),
+    ("sites", _sites, "sites"),
+)
+
+
 def validate_record(raw: Any, where: str) -> tuple[SystemRecord | None, list[str]]:
     """Validate one raw record (a mapping); returns the record or the errors, each naming
     ``where`` and the field."""
-    errors: list[str] = []
     if not isinstance(raw, dict):
         return None, [f"{where}: expected a mapping of fields, got {type(raw).__name__}"]
     data = {str(k).strip(): v for k, v in raw.items() if k is not None}
     name_val = data.get("name")
     if isinstance(name_val, str) and name_val.strip():
         where = f"{where} ({clean(name_val.strip(), 60)})"
-    for key in data:
-        if key not in ALL_FIELDS:
-            errors.append(f"{where}, field '{clean(key, 100)}': unknown field (known: {', '.join(ALL_FIELDS)})")
-
-    def present(key: str) -> bool:
-        v = data.get(key)
-        return v is not None and not (isinstance(v, str) and not v.strip()) and v != []
-
-    for key in REQUIRED:
-        if not present(key):
-            errors.append(f"{where}, field '{key}': required")
-
+    errors = [f"{where}, field '{clean(key, 100)}': unknown field (known: {', '.join(ALL_FIELDS)})"
+              for key in data if key not in ALL_FIELDS]
+    errors += [f"{where}, field '{key}': required" for key in REQUIRED if not _present(data, key)]
     rec = SystemRecord(name="", owner="", category="other", where=where)
-    if present("name"):
-        try:
-            name = _str_field(data["name"], "name", limit=100)
-            if not _NAME_RE.fullmatch(name):
-                raise ValueError(
-                    f"{name!r} is not a valid name (letters, digits, '.', '_', '-'; "
-                    "starting with a letter or digit; at most 100)"
-                )
-            rec.name = name
-        except ValueError as exc:
-            errors.append(f"{where}, field 'name': {exc}")
-    if present("owner"):
-        try:
-            rec.owner = _str_field(data["owner"], "owner")
-        except ValueError as exc:
-            errors.append(f"{where}, field 'owner': {exc}")
-    if present("contact"):
-        try:
-            contact = _str_field(data["contact"], "contact", limit=254)
-            if not _EMAIL_RE.fullmatch(contact):
-                raise ValueError(f"{contact!r} is not an e-mail address")
-            rec.contact = contact
-        except ValueError as exc:
-            errors.append(f"{where}, field 'contact': {exc}")
-    for key, parse, attr in (
-        ("declared_level", _level, "declared_level"),
-        ("allowed_ports", _ports, "allowed_ports"),
-        ("sites", _sites, "sites"),
-    ):
-        if present(key):
+    for key, parse, attr in _RECORD_FIELDS:
+        if _present(data, key):
             try:
                 setattr(rec, attr, parse(data[key]))
             except ValueError as exc:
                 errors.append(f"{where}, field '{key}': {exc}")
+    errors += _read_attributes(rec, data, where)
+    if _present(data, "components"):
+        rec.attributes["components"] = _components(data["components"], where, errors)
+    errors += _subject_count_errors(rec.attributes, where)
+    return (None if errors else rec), errors
+
+
+def _read_attributes(rec: SystemRecord, data: dict[str, Any], where: str) -> list[str]:
+    """Set the record's level attributes (and category) from ``data``; the errors."""
+    errors: list[str] = []
     for key, spec in ATTRIBUTES.items():
-        if not present(key):
+        if not _present(data, key):
             continue
         try:
             value = normalize_value(spec, data[key])
@@ -256,16 +262,17 @@ def validate_record(raw: Any, where: str) -> tuple[SystemRecord | None, list[str
             rec.category = value
         else:
             rec.attributes[key] = value
-    if present("components"):
-        rec.attributes["components"] = _components(data["components"], where, errors)
-    a = rec.attributes
-    if a.get("sensitive_data_subjects", 0) > a.get("personal_data_subjects", 0) and "personal_data_subjects" in a:
-        errors.append(
+    return errors
+
+
+def _subject_count_errors(a: dict[str, Any], where: str) -> list[str]:
+    if "personal_data_subjects" in a and a.get("sensitive_data_subjects", 0) > a["personal_data_subjects"]:
+        return [
             f"{where}, field 'sensitive_data_subjects': {a['sensitive_data_subjects']} exceeds "
             f"personal_data_subjects ({a['personal_data_subjects']}); every sensitive-data subject is "
             "also a personal-data subject"
-        )
-    return (None if errors else rec), errors
+        ]
+    return []
 
 
 def _check_unique(records: list[SystemRecord]) -> list[str]:
@@ -429,6 +436,9 @@ def level_attrs(system: InformationSystem) -> dict[str, Any]:
             "declared_level": system.declared_level}
 
 
+_Plan = tuple[SystemRecord, InformationSystem | None, Classification]
+
+
 def store_records(
     session: Session,
     records: list[SystemRecord],
@@ -442,23 +452,26 @@ def store_records(
     All or nothing: any conflict raises :class:`InventoryError` before the caller's session
     commits, so nothing is written.
     """
+    plans = _plan_records(session, records, replace=replace, on=on, policy_dir=policy_dir)
+    # Unlink first, so that URLs moving between systems of the same file never collide.
+    unlinked = _unlink_dropped_sites(session, plans)
+    out = [_store_one(session, rec, existing, cls, unlinked.get(rec.name, [])) for rec, existing, cls in plans]
+    session.flush()
+    return out
+
+
+def _plan_records(session: Session, records: list[SystemRecord], *, replace: bool, on: date | None,
+                  policy_dir: str | Path | None) -> list[_Plan]:
+    """Each record with its existing system and classification; every conflict at once."""
     errors: list[str] = []
-    plans: list[tuple[SystemRecord, InformationSystem | None, Classification]] = []
+    plans: list[_Plan] = []
     names = {r.name for r in records}
     for rec in records:
         existing = find_system(session, rec.name)
         if existing is not None and not replace:
             errors.append(f"{rec.where}, field 'name': a system named {rec.name!r} already exists")
             continue
-        for url in rec.sites:
-            site = storage.find_site(session, url)
-            if site is None or site.system_id is None:
-                continue
-            if existing is not None and site.system_id == existing.id:
-                continue
-            owner = session.get(InformationSystem, site.system_id)
-            if owner is not None and owner.name not in names:
-                errors.append(f"{rec.where}, field 'sites': {url} already belongs to system {owner.name!r}")
+        errors += _site_conflicts(session, rec, existing, names)
         try:
             cls = classify(rec.level_attrs(), name=rec.name, on=on, policy_dir=policy_dir)
         except AuditorError as exc:
@@ -467,7 +480,27 @@ def store_records(
         plans.append((rec, existing, cls))
     if errors:
         raise InventoryError(errors)
-    # Unlink first, so that URLs moving between systems of the same file never collide.
+    return plans
+
+
+def _site_conflicts(session: Session, rec: SystemRecord, existing: InformationSystem | None,
+                    names: set[str]) -> list[str]:
+    """The record's sites that belong to a system this import does not also (re)define."""
+    errors: list[str] = []
+    for url in rec.sites:
+        site = storage.find_site(session, url)
+        if site is None or site.system_id is None:
+            continue
+        if existing is not None and site.system_id == existing.id:
+            continue
+        owner = session.get(InformationSystem, site.system_id)
+        if owner is not None and owner.name not in names:
+            errors.append(f"{rec.where}, field 'sites': {url} already belongs to system {owner.name!r}")
+    return errors
+
+
+def _unlink_dropped_sites(session: Session, plans: list[_Plan]) -> dict[str, list[str]]:
+    """Unlink the sites that updated systems no longer list; their URLs by system name."""
     unlinked: dict[str, list[str]] = {}
     for rec, existing, _ in plans:
         if existing is None:
@@ -478,30 +511,30 @@ def store_records(
                 session.add(site)
                 unlinked.setdefault(rec.name, []).append(site.url)
     session.flush()
-    out: list[Stored] = []
-    for rec, existing, cls in plans:
-        system = existing or InformationSystem(name=rec.name)
-        system.owner = rec.owner
-        system.contact = rec.contact
-        system.category = rec.category
-        system.attributes = dict(rec.attributes)
-        system.declared_level = rec.declared_level
-        system.allowed_ports = list(rec.allowed_ports)
-        system.computed_level = cls.level or None
-        system.level_rules = cls.rules
-        system.updated_at = utcnow()
-        session.add(system)
-        session.flush()
-        for url in rec.sites:
-            _, host, port, _, _ = parse_target(url)
-            site = storage.get_or_create_site(session, url, host, port)
-            if site.system_id != system.id:
-                site.system_id = system.id
-                session.add(site)
-        out.append(Stored(rec.name, "updated" if existing else "created", cls, list(rec.sites),
-                          unlinked.get(rec.name, [])))
+    return unlinked
+
+
+def _store_one(session: Session, rec: SystemRecord, existing: InformationSystem | None,
+               cls: Classification, unlinked: list[str]) -> Stored:
+    system = existing or InformationSystem(name=rec.name)
+    system.owner = rec.owner
+    system.contact = rec.contact
+    system.category = rec.category
+    system.attributes = dict(rec.attributes)
+    system.declared_level = rec.declared_level
+    system.allowed_ports = list(rec.allowed_ports)
+    system.computed_level = cls.level or None
+    system.level_rules = cls.rules
+    system.updated_at = utcnow()
+    session.add(system)
     session.flush()
-    return out
+    for url in rec.sites:
+        _, host, port, _, _ = parse_target(url)
+        site = storage.get_or_create_site(session, url, host, port)
+        if site.system_id != system.id:
+            site.system_id = system.id
+            session.add(site)
+    return Stored(rec.name, "updated" if existing else "created", cls, list(rec.sites), unlinked)
 
 
 def import_file(
