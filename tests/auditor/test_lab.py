@@ -11,6 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -455,3 +456,36 @@ def test_pki_rejects_bad_requests(tmp_path: Path) -> None:
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     assert san.get_values_for_type(x509.DNSName) == ["a.test"]
+
+
+def test_pki_on_a_fixed_clock_builds_extra_cas_and_plain_leaves(tmp_path: Path) -> None:
+    """The options the TLS analysis tests build their certificates with."""
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    pki = LabPKI(tmp_path, now=now)
+    assert pki.now == now and pki.root_cert.not_valid_before_utc == now - timedelta(days=1)
+    served = x509.load_pem_x509_certificates(pki.issue("fixed", ["a.test"]).cert.read_bytes())
+    assert [c.subject for c in served[1:]] == [pki.intermediate_cert.subject]
+    assert served[0].not_valid_after_utc == now + timedelta(days=365)
+
+    expired = pki.new_intermediate(
+        "Old CA", key="ec384", not_before=now - timedelta(days=90), not_after=now - timedelta(days=1)
+    )
+    assert expired.cert.issuer == pki.root_cert.subject
+    assert expired.cert.not_valid_after_utc == now - timedelta(days=1)
+    impostor = pki.new_root("Auditor Lab Root CA")
+    assert impostor.cert.subject == pki.root_cert.subject
+    assert impostor.cert.public_key() != pki.root_cert.public_key()
+
+    plain = pki.leaf_certificate(["b.test"], key="ec256", issuer=expired, with_san=False)
+    assert plain.issuer == expired.cert.subject
+    with pytest.raises(x509.ExtensionNotFound):
+        plain.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    for digest in ("sha1", "md5"):
+        weak = pki.leaf_certificate(["c.test"], common_name="Weak", issuer=pki.root, hash_name=digest)
+        assert weak.signature_hash_algorithm is not None and weak.signature_hash_algorithm.name == digest
+        assert weak.subject.rfc4514_string() == "CN=Weak,O=Auditor Lab"
+        root_key = pki.root_cert.public_key()
+        assert isinstance(root_key, rsa.RSAPublicKey)
+        root_key.verify(
+            weak.signature, weak.tbs_certificate_bytes, padding.PKCS1v15(), weak.signature_hash_algorithm
+        )

@@ -5,8 +5,8 @@ Most tests feed hand-made evidence dicts (the stored JSON shape of what
 that covers what Debian's OpenSSL cannot serve
 (SSL 2.0/3.0, RC4/3DES, Heartbleed, CCS injection, ROBOT, compression, missing fallback
 SCSV) and the boundaries (expiry exactly at the warning window, RSA 2047/2048, EC 224/256).
-Certificates are real, made here with ``cryptography`` (and ``openssl`` for SHA-1/MD5
-signatures, which ``cryptography`` refuses to create).
+Certificates are real, made by the lab's own PKI (:class:`auditor.lab.pki.LabPKI`) on the
+fixed clock ``NOW``, so the tests and the lab share one certificate builder.
 
 The ``live`` tests at the end run the whole check against the loopback lab on 127.0.0.100
 upwards and assert that each TLS lab site yields exactly its planted ids.
@@ -19,9 +19,7 @@ import copy
 import ipaddress
 import json
 import re
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,10 +30,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from project_paths import TESTS
 
 from auditor.check import CheckContext, CheckOutcome, Severity
+from auditor.lab.pki import Authority, KeySpec, LabPKI
 from auditor.targets import Target
 from checks.tls.analysis import analyse, has_forward_secrecy, hostname_matches, insecure_reasons
 from checks.tls.check import TLSCheck
@@ -52,80 +51,8 @@ HOST = "portal.example.test"
 PARAMS = dict(TLSCheck.parameters)
 CATALOGUE = {spec.id: spec for spec in TLSCheck.catalogue}
 
-Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
 
 # --------------------------------------------------------------------------- a small PKI
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "TLS test"),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        ]
-    )
-
-
-def _ski(key: Key) -> x509.SubjectKeyIdentifier:
-    return x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-
-
-def make_cert(
-    cn: str,
-    key: Key,
-    *,
-    issuer: tuple[x509.Certificate, Key] | None = None,
-    ca: bool = False,
-    sans: list[str] | None = None,
-    not_before: datetime = NOW - timedelta(days=30),
-    not_after: datetime = NOW + timedelta(days=300),
-) -> x509.Certificate:
-    """A CA or server certificate with the extensions strict validators require.
-    ``issuer`` None makes it self-signed."""
-    issuer_name = issuer[0].subject if issuer else _name(cn)
-    signing_key = issuer[1] if issuer else key
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(_ski(key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), critical=False
-        )
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
-    else:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                True,
-                False,
-                isinstance(key, rsa.RSAPrivateKey),
-                False,
-                False,
-                issuer is None,
-                False,
-                False,
-                False,
-            ),
-            critical=True,
-        )
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        if sans is not None:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False
-            )
-    return builder.sign(signing_key, hashes.SHA256())
 
 
 def pem(cert: x509.Certificate) -> str:
@@ -133,54 +60,59 @@ def pem(cert: x509.Certificate) -> str:
 
 
 class PKI:
-    """Root -> intermediate -> leaves, plus a rogue root; keys made once per module."""
+    """The lab's PKI on the clock ``NOW`` with this module's own CAs: the lab root ->
+    "Test Intermediate CA" (EC P-384) -> leaves (one shared EC P-256 key), plus a
+    "Rogue Root CA" that no store trusts. Keys are made once per module."""
 
-    def __init__(self) -> None:
-        self.root_key = rsa.generate_private_key(65537, 2048)
-        self.root = make_cert(
-            "Test Root CA",
-            self.root_key,
-            ca=True,
-            not_before=NOW - timedelta(days=900),
-            not_after=NOW + timedelta(days=3000),
-        )
-        self.inter_key = ec.generate_private_key(ec.SECP384R1())
-        self.inter = make_cert(
+    def __init__(self, directory: Path) -> None:
+        self.lab = LabPKI(directory, now=NOW)
+        self.root_ca = self.lab.root
+        self.inter_ca = self.lab.new_intermediate(
             "Test Intermediate CA",
-            self.inter_key,
-            issuer=(self.root, self.root_key),
-            ca=True,
+            key="ec384",
             not_before=NOW - timedelta(days=800),
             not_after=NOW + timedelta(days=2000),
         )
-        self.rogue_key = ec.generate_private_key(ec.SECP256R1())
-        self.rogue = make_cert(
+        self.rogue_ca = self.lab.new_root(
             "Rogue Root CA",
-            self.rogue_key,
-            ca=True,
+            key="ec256",
             not_before=NOW - timedelta(days=900),
             not_after=NOW + timedelta(days=3000),
         )
-        self.leaf_key = ec.generate_private_key(ec.SECP256R1())
+        self.leaf_key = self.lab.leaf_key("ec256")
+
+    @property
+    def root(self) -> x509.Certificate:
+        return self.root_ca.cert
+
+    @property
+    def inter(self) -> x509.Certificate:
+        return self.inter_ca.cert
+
+    @property
+    def rogue(self) -> x509.Certificate:
+        return self.rogue_ca.cert
 
     def leaf(
-        self, sans: list[str] | None = None, *, key: Key | None = None, issuer: str = "inter", **kw: Any
+        self,
+        sans: list[str] | None = None,
+        *,
+        key: KeySpec | None = None,
+        issuer: Authority | None = None,
+        **kw: Any,
     ) -> x509.Certificate:
-        signer = {"inter": (self.inter, self.inter_key), "rogue": (self.rogue, self.rogue_key), "self": None}[
-            issuer
-        ]
-        return make_cert(
-            HOST if sans is None else (sans[0] if sans else HOST),
-            key or self.leaf_key,
-            issuer=signer,
-            sans=[HOST] if sans is None else sans,
-            **kw,
+        """A server certificate for ``sans`` (default: HOST) signed by ``issuer`` (default:
+        the test intermediate); ``kw`` goes to :meth:`LabPKI.leaf_certificate`."""
+        if issuer is None and not kw.get("self_signed"):
+            issuer = self.inter_ca
+        return self.lab.leaf_certificate(
+            [HOST] if sans is None else sans, key=key or self.leaf_key, issuer=issuer, **kw
         )
 
 
 @pytest.fixture(scope="module")
-def pki() -> PKI:
-    return PKI()
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return PKI(tmp_path_factory.mktemp("tls-pki"))
 
 
 # --------------------------------------------------------------------------- evidence
@@ -595,13 +527,9 @@ def test_expired(pki: PKI) -> None:
 def test_expired_leaf_issued_before_the_current_intermediate(pki: PKI) -> None:
     """The leaf's and the served intermediate's validity windows do not overlap (a re-issued
     intermediate, or the lab's CA made today): still only tls.cert.expired."""
-    inter = make_cert(
-        "Test Intermediate CA",
-        pki.inter_key,
-        issuer=(pki.root, pki.root_key),
-        ca=True,
-        not_before=NOW - timedelta(days=1),
-    )
+    inter = pki.lab.new_intermediate(
+        "Test Intermediate CA", key=pki.inter_ca.key, not_before=NOW - timedelta(days=1)
+    ).cert
     leaf = pki.leaf(not_before=NOW - timedelta(days=400), not_after=NOW - timedelta(days=10))
     assert ids(evidence_for(pki, [leaf, inter])) == {"tls.cert.expired"}
 
@@ -666,16 +594,18 @@ def test_hostname_matching(pki: PKI, host: str, names: list[str], expected: bool
 
 
 def test_common_name_used_only_without_san(pki: PKI) -> None:
-    no_san = make_cert(HOST, pki.leaf_key, issuer=(pki.inter, pki.inter_key), sans=None)
+    no_san = pki.leaf([HOST], with_san=False)
     assert hostname_matches(HOST, no_san)[0]
-    with_san = make_cert(HOST, pki.leaf_key, issuer=(pki.inter, pki.inter_key), sans=["other.example.test"])
+    with_san = pki.leaf(["other.example.test"], common_name=HOST)
     assert not hostname_matches(HOST, with_san)[0]
 
 
 def test_ip_host_matches_ip_san_only(pki: PKI) -> None:
+    # Built by hand: a DNS-type SAN spelling an IP address is exactly what LabPKI (rightly)
+    # never writes, since it turns every IP-looking host name into an IP-type SAN.
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.5"))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.5")]))
         .issuer_name(pki.inter.subject)
         .public_key(pki.leaf_key.public_key())
         .serial_number(7)
@@ -687,7 +617,7 @@ def test_ip_host_matches_ip_san_only(pki: PKI) -> None:
             ),
             critical=False,
         )
-        .sign(pki.inter_key, hashes.SHA256())
+        .sign(pki.inter_ca.key, hashes.SHA256())
     )
     assert hostname_matches("127.0.0.5", cert)[0]
     assert not hostname_matches("127.0.0.6", cert)[0]
@@ -723,18 +653,18 @@ def test_key_minimums_are_parameters(pki: PKI) -> None:
 
 def test_weak_key_on_served_intermediate_but_not_on_served_root(pki: PKI) -> None:
     small = rsa.generate_private_key(65537, 1024)
-    inter = make_cert("Small Intermediate", small, issuer=(pki.root, pki.root_key), ca=True)
-    leaf = make_cert(HOST, pki.leaf_key, issuer=(inter, small), sans=[HOST])
-    found, _ = run(evidence_for(pki, [leaf, inter]))
+    inter = pki.lab.new_intermediate("Small Intermediate", key=small)
+    leaf = pki.leaf(issuer=inter)
+    found, _ = run(evidence_for(pki, [leaf, inter.cert]))
     assert set(found) == {"tls.cert.weak_key"}
     assert "Small Intermediate" in found["tls.cert.weak_key"][0]
 
     # A served self-signed root is not checked for key size (the store decides about
     # roots), but modern validators refuse a 1024-bit CA key, so the chain is untrusted.
-    small_root = make_cert("Small Root", small, ca=True)
-    leaf2 = make_cert(HOST, pki.leaf_key, issuer=(small_root, small), sans=[HOST])
-    ev = evidence_for(pki, [leaf2, small_root])
-    ev["certificate"]["trust_store"]["anchors_pem"] = [pem(small_root)]
+    small_root = pki.lab.new_root("Small Root", key=small)
+    leaf2 = pki.leaf(issuer=small_root)
+    ev = evidence_for(pki, [leaf2, small_root.cert])
+    ev["certificate"]["trust_store"]["anchors_pem"] = [pem(small_root.cert)]
     found, _ = run(ev)
     assert set(found) == {"tls.cert.untrusted"}
     assert "too weak" in found["tls.cert.untrusted"][0]
@@ -744,13 +674,13 @@ def test_weak_key_on_served_intermediate_but_not_on_served_root(pki: PKI) -> Non
 
 
 def test_self_signed_instead_of_untrusted(pki: PKI) -> None:
-    leaf = pki.leaf(issuer="self")
+    leaf = pki.leaf(self_signed=True)
     found, _ = run(evidence_for(pki, [leaf]))
     assert set(found) == {"tls.cert.self_signed"}
 
 
 def test_self_signed_leaf_in_the_store_is_trusted(pki: PKI) -> None:
-    leaf = pki.leaf(issuer="self")
+    leaf = pki.leaf(self_signed=True)
     ev = evidence_for(pki, [leaf])
     ev["certificate"]["trust_store"]["anchors_pem"] = [pem(leaf)]
     assert ids(ev) == set()
@@ -758,7 +688,7 @@ def test_self_signed_leaf_in_the_store_is_trusted(pki: PKI) -> None:
 
 def test_untrusted_root_served(pki: PKI) -> None:
     """The lab's cert-untrusted: leaf + the unknown root that issued it."""
-    leaf = pki.leaf(issuer="rogue")
+    leaf = pki.leaf(issuer=pki.rogue_ca)
     found, _ = run(evidence_for(pki, [leaf, pki.rogue]))
     assert set(found) == {"tls.cert.untrusted"}
     assert "Rogue Root CA" in found["tls.cert.untrusted"][0]
@@ -767,10 +697,9 @@ def test_untrusted_root_served(pki: PKI) -> None:
 def test_unknown_intermediate_served_without_its_root_is_untrusted(pki: PKI) -> None:
     """Servers rightly omit the root: a sent intermediate whose issuer is unknown means the
     root is not in the store (untrusted), not an incomplete chain."""
-    rogue_inter_key = ec.generate_private_key(ec.SECP256R1())
-    rogue_inter = make_cert("Rogue Intermediate", rogue_inter_key, issuer=(pki.rogue, pki.rogue_key), ca=True)
-    leaf = make_cert(HOST, pki.leaf_key, issuer=(rogue_inter, rogue_inter_key), sans=[HOST])
-    assert ids(evidence_for(pki, [leaf, rogue_inter])) == {"tls.cert.untrusted"}
+    rogue_inter = pki.lab.new_intermediate("Rogue Intermediate", issuer=pki.rogue_ca, key="ec256")
+    leaf = pki.leaf(issuer=rogue_inter)
+    assert ids(evidence_for(pki, [leaf, rogue_inter.cert])) == {"tls.cert.untrusted"}
 
 
 def test_incomplete_chain_leaf_only(pki: PKI) -> None:
@@ -797,45 +726,38 @@ def test_incomplete_chain_proved_by_the_servers_other_deployment(pki: PKI) -> No
     assert found["tls.cert.incomplete_chain"][1]["anchor_verified"] is True
 
 
-def test_expired_intermediate_is_untrusted(pki: PKI) -> None:
-    inter = make_cert(
+def _expired_test_intermediate(pki: PKI) -> Authority:
+    """The test intermediate (same name, same key) re-issued with dates that ended yesterday."""
+    return pki.lab.new_intermediate(
         "Test Intermediate CA",
-        pki.inter_key,
-        issuer=(pki.root, pki.root_key),
-        ca=True,
+        key=pki.inter_ca.key,
         not_before=NOW - timedelta(days=800),
         not_after=NOW - timedelta(days=1),
     )
+
+
+def test_expired_intermediate_is_untrusted(pki: PKI) -> None:
+    inter = _expired_test_intermediate(pki)
     leaf = pki.leaf(not_before=NOW - timedelta(days=100))
-    found, _ = run(evidence_for(pki, [leaf, inter]))
+    found, _ = run(evidence_for(pki, [leaf, inter.cert]))
     assert set(found) == {"tls.cert.untrusted"}
     assert "Test Intermediate CA" in found["tls.cert.untrusted"][0]
 
 
 def test_expired_intermediate_is_untrusted_even_with_a_weak_leaf_key(pki: PKI) -> None:
     """The weak key explains a strict-validation failure, not the intermediate's dates."""
-    inter = make_cert(
-        "Test Intermediate CA",
-        pki.inter_key,
-        issuer=(pki.root, pki.root_key),
-        ca=True,
-        not_before=NOW - timedelta(days=800),
-        not_after=NOW - timedelta(days=1),
-    )
+    inter = _expired_test_intermediate(pki)
     small = rsa.generate_private_key(65537, 1024)
-    leaf = make_cert(
-        HOST, small, issuer=(inter, pki.inter_key), sans=[HOST], not_before=NOW - timedelta(days=100)
-    )
-    found, _ = run(evidence_for(pki, [leaf, inter]))
+    leaf = pki.leaf(key=small, issuer=inter, not_before=NOW - timedelta(days=100))
+    found, _ = run(evidence_for(pki, [leaf, inter.cert]))
     assert set(found) == {"tls.cert.weak_key", "tls.cert.untrusted"}
     assert "Test Intermediate CA' expired" in found["tls.cert.untrusted"][0]
 
 
 def test_leaf_served_with_a_foreign_signature_is_untrusted(pki: PKI) -> None:
     """Issuer name matches the served intermediate, but another key signed the leaf."""
-    impostor_key = ec.generate_private_key(ec.SECP384R1())
-    impostor = make_cert("Test Intermediate CA", impostor_key, issuer=(pki.root, pki.root_key), ca=True)
-    leaf = make_cert(HOST, pki.leaf_key, issuer=(impostor, impostor_key), sans=[HOST])
+    impostor = pki.lab.new_intermediate("Test Intermediate CA", key="ec384")
+    leaf = pki.leaf(issuer=impostor)
     found, _ = run(evidence_for(pki, [leaf, pki.inter]))
     assert set(found) == {"tls.cert.untrusted"}
     assert "verifies its signature" in found["tls.cert.untrusted"][0]
@@ -843,9 +765,12 @@ def test_leaf_served_with_a_foreign_signature_is_untrusted(pki: PKI) -> None:
 
 def test_leaf_without_server_extensions_is_untrusted(pki: PKI) -> None:
     """A chain that reaches the store but breaks web-PKI rules (a CA certificate as leaf)."""
+    # Built by hand: the point is a leaf asserting cA=TRUE while carrying a SAN, so that
+    # nothing but the CA flag breaks it. LabPKI's CAs have no SAN (the validator would stop
+    # at that first) and its leaves are never CAs, and neither should change for this test.
     leaf = (
         x509.CertificateBuilder()
-        .subject_name(_name(HOST))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
         .issuer_name(pki.inter.subject)
         .public_key(pki.leaf_key.public_key())
         .serial_number(11)
@@ -853,20 +778,19 @@ def test_leaf_without_server_extensions_is_untrusted(pki: PKI) -> None:
         .not_valid_after(NOW + timedelta(days=90))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.inter_key.public_key()), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.inter_ca.key.public_key()), critical=False
         )
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
-        .sign(pki.inter_key, hashes.SHA256())
+        .sign(pki.inter_ca.key, hashes.SHA256())
     )
     found, _ = run(evidence_for(pki, [leaf, pki.inter]))
     assert set(found) == {"tls.cert.untrusted"}
 
 
 def test_combined_expired_wrong_host_self_signed(pki: PKI) -> None:
-    leaf = make_cert(
-        "other.example.test",
-        pki.leaf_key,
-        sans=["other.example.test"],
+    leaf = pki.leaf(
+        ["other.example.test"],
+        self_signed=True,
         not_before=NOW - timedelta(days=400),
         not_after=NOW - timedelta(days=1),
     )
@@ -897,9 +821,7 @@ def test_unreadable_certificates_are_errors_not_crashes(pki: PKI) -> None:
     parse time. Either chain is reported as not analysed; the rest of the evidence counts."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    leaf = make_cert(
-        HOST, ed25519.Ed25519PrivateKey.generate(), issuer=(pki.inter, pki.inter_key), sans=[HOST]
-    )
+    leaf = pki.leaf(key=ed25519.Ed25519PrivateKey.generate())
     # id-Ed25519 (1.3.101.112) in the leaf's key info -> 1.3.101.99, which nobody knows
     unknown_key = _patched_pem(leaf, bytes.fromhex("06032b6570"), bytes.fromhex("06032b6563"))
     bad_version = _patched_pem(pki.leaf(), bytes.fromhex("a003020102"), bytes.fromhex("a003020105"))
@@ -911,113 +833,43 @@ def test_unreadable_certificates_are_errors_not_crashes(pki: PKI) -> None:
         assert len(errors) == 1 and "could not" in errors[0] and error in errors[0], errors
 
 
-# --------------------------------------------------------------------------- weak signatures (openssl CLI)
-
-
-def _openssl_sign(
-    tmp: Path,
-    issuer: tuple[x509.Certificate, Key],
-    subject_key: Key,
-    cn: str,
-    digest: str,
-    *,
-    ca: bool = False,
-) -> x509.Certificate:
-    """A certificate for ``subject_key`` signed by ``issuer`` with ``digest`` (sha1/md5),
-    made by the openssl CLI since ``cryptography`` refuses to sign with those. Its dates
-    come from the real clock: analyse it with ``now=datetime.now(UTC)``."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not available")
-    (tmp / "issuer.pem").write_text(pem(issuer[0]))
-    (tmp / "issuer.key").write_bytes(
-        issuer[1].private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    csr = x509.CertificateSigningRequestBuilder().subject_name(_name(cn)).sign(subject_key, hashes.SHA256())
-    (tmp / "req.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-    if ca:
-        ext = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n"
-    else:
-        ext = (
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-            f"extendedKeyUsage=serverAuth\nsubjectAltName=DNS:{cn}\n"
-        )
-    (tmp / "ext.cnf").write_text(ext + "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n")
-    args = ["openssl", "x509", "-req", "-in", "req.csr", "-CA", "issuer.pem", "-CAkey", "issuer.key"]
-    args += ["-set_serial", "4242", f"-{digest}", "-days", "90", "-extfile", "ext.cnf", "-out", "out.pem"]
-    proc = subprocess.run(args, cwd=tmp, capture_output=True, text=True, timeout=30, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"openssl cannot sign with {digest}: {proc.stderr.strip()[:200]}")
-    return x509.load_pem_x509_certificate((tmp / "out.pem").read_bytes())
+# --------------------------------------------------------------------------- weak signatures
 
 
 @pytest.fixture(scope="module")
 def rsa_pki(pki: PKI) -> PKI:
-    """The test PKI with an RSA intermediate (OpenSSL 3 signs MD5 only with RSA)."""
+    """The test PKI with an RSA intermediate (SHA-1 and MD5 signatures are made with RSA only)."""
     other = copy.copy(pki)
-    other.inter_key = rsa.generate_private_key(65537, 2048)
-    other.inter = make_cert(
-        "Test RSA Intermediate CA", other.inter_key, issuer=(pki.root, pki.root_key), ca=True
-    )
+    other.inter_ca = pki.lab.new_intermediate("Test RSA Intermediate CA")
     return other
 
 
 @pytest.mark.parametrize("digest", ["sha1", "md5"])
-def test_weak_signature_is_not_also_untrusted(tmp_path: Path, rsa_pki: PKI, digest: str) -> None:
-    leaf = _openssl_sign(tmp_path, (rsa_pki.inter, rsa_pki.inter_key), rsa_pki.leaf_key, HOST, digest)
+def test_weak_signature_is_not_also_untrusted(rsa_pki: PKI, digest: str) -> None:
+    leaf = rsa_pki.leaf(hash_name=digest)
     assert leaf.signature_hash_algorithm is not None and leaf.signature_hash_algorithm.name == digest
-    found, _ = run(evidence_for(rsa_pki, [leaf, rsa_pki.inter]), now=datetime.now(UTC))
+    found, _ = run(evidence_for(rsa_pki, [leaf, rsa_pki.inter]))
     assert set(found) == {"tls.cert.weak_signature"}
     assert ("SHA-1" if digest == "sha1" else "MD5") in found["tls.cert.weak_signature"][0]
 
 
-def test_weak_signature_on_served_intermediate(tmp_path: Path, rsa_pki: PKI) -> None:
-    inter = _openssl_sign(
-        tmp_path, (rsa_pki.root, rsa_pki.root_key), rsa_pki.inter_key, "SHA-1 Intermediate", "sha1", ca=True
-    )
-    leaf = make_cert(
-        HOST,
-        rsa_pki.leaf_key,
-        issuer=(inter, rsa_pki.inter_key),
-        sans=[HOST],
-        not_before=datetime.now(UTC) - timedelta(hours=1),
-        not_after=datetime.now(UTC) + timedelta(days=60),
-    )
-    found, _ = run(evidence_for(rsa_pki, [leaf, inter]), now=datetime.now(UTC))
+def test_weak_signature_on_served_intermediate(rsa_pki: PKI) -> None:
+    inter = rsa_pki.lab.new_intermediate("SHA-1 Intermediate", key=rsa_pki.inter_ca.key, hash_name="sha1")
+    leaf = rsa_pki.leaf(issuer=inter)
+    found, _ = run(evidence_for(rsa_pki, [leaf, inter.cert]))
     assert set(found) == {"tls.cert.weak_signature"}
     assert "SHA-1 Intermediate signed with SHA-1" in found["tls.cert.weak_signature"][0]
 
 
-def test_sha1_self_signature_of_a_served_root_is_not_weak(tmp_path: Path, rsa_pki: PKI) -> None:
+def test_sha1_self_signature_of_a_served_root_is_not_weak(rsa_pki: PKI) -> None:
     """Only leaf and intermediate signatures count; a root vouches for itself by its key."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not available")
-    key = tmp_path / "root.key"
-    key.write_bytes(
-        rsa_pki.root_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    args = ["openssl", "req", "-x509", "-new", "-key", "root.key", "-sha1", "-days", "3650"]
-    args += ["-subj", "/O=TLS test/CN=SHA-1 Root", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
-    args += ["-out", "root.pem"]
-    proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"openssl cannot self-sign with sha1: {proc.stderr.strip()[:200]}")
-    root = x509.load_pem_x509_certificate((tmp_path / "root.pem").read_bytes())
+    sha1_root = rsa_pki.lab.new_root("SHA-1 Root", key=rsa_pki.root_ca.key, hash_name="sha1")
+    root = sha1_root.cert
     assert root.signature_hash_algorithm is not None and root.signature_hash_algorithm.name == "sha1"
-    leaf = make_cert(
-        HOST,
-        rsa_pki.leaf_key,
-        issuer=(root, rsa_pki.root_key),
-        sans=[HOST],
-        not_before=datetime.now(UTC) - timedelta(hours=1),
-        not_after=datetime.now(UTC) + timedelta(days=60),
-    )
+    leaf = rsa_pki.leaf(issuer=sha1_root)
     ev = evidence_for(rsa_pki, [leaf, root])
     ev["certificate"]["trust_store"]["anchors_pem"] = [pem(root)]
-    assert ids(ev, now=datetime.now(UTC)) == set()
+    assert ids(ev) == set()
 
 
 # --------------------------------------------------------------------------- TLSCheck.run
