@@ -1,7 +1,7 @@
 """Level compliance: a system's latest scans and attestations against its level's requirements.
 
-The requirement catalogue of a rule set (``policies/<dir>/requirements/<rules>.yaml``) says,
-per requirement, which levels it applies to and how it is judged:
+The requirement catalogue of a rule set (``policies/<dir>/requirements/<rules>.yaml``, read by
+:mod:`policies.requirements`) says, per requirement, which levels it applies to and how it is judged:
 
 - by finding ids: **fail** when any of them is present in the latest scan of any of the
   system's sites; **not assessed** when a site has no scan, or the check family that raises
@@ -25,106 +25,15 @@ from typing import Any
 from sqlmodel import Session
 
 from auditor import storage
-from auditor.datafiles import load_yaml
 from auditor.errors import AuditorError
 from auditor.inventory import get_system, level_attrs, sites_of
 from auditor.models import Attestation, FindingRecord, Scan, utcnow
 from auditor.results import iso
-from policies import policy_dir
-from policies.levels import Classification, available_rulesets, classify, ruleset_for
+from policies.levels import Classification, classify, ruleset_for
+from policies.requirements import Requirement, find_requirement, load_requirements
 
 STATES = ("fail", "not_assessed", "needs_attestation", "attested", "pass")
 MAX_EVIDENCE_CHARS = 200_000
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """One row of a requirement catalogue."""
-
-    id: str
-    title_vi: str
-    title_en: str
-    source: str
-    levels: tuple[int, ...]
-    judged_by: str  # "findings" | "attestation"
-    finding_ids: tuple[str, ...]
-    verified: bool
-    rules: str
-    attestation_valid_days: int | None = None
-
-    @property
-    def checks(self) -> tuple[str, ...]:
-        """The check families that raise this requirement's finding ids."""
-        return tuple(dict.fromkeys(check_of(fid) for fid in self.finding_ids))
-
-
-def check_of(finding_id: str) -> str:
-    """Finding ids are namespaced by the check family that raises them (findings.md)."""
-    return finding_id.split(".", 1)[0]
-
-
-def _catalogue_path(rules: str, directory: str | Path | None) -> Path:
-    return policy_dir(directory) / "requirements" / f"{rules}.yaml"
-
-
-def load_requirements(rules: str, directory: str | Path | None = None) -> list[Requirement]:
-    """Load and validate the requirement catalogue of one rule set."""
-    path = _catalogue_path(rules, directory)
-    if not path.is_file():
-        raise AuditorError(f"no requirement catalogue for rule set {rules!r} ({path})")
-    data = load_yaml(path)
-    if not isinstance(data, dict) or not isinstance(data.get("requirements"), list):
-        raise AuditorError(f"{path}: expected a mapping with a 'requirements' list")
-    if data.get("rules", rules) != rules:
-        raise AuditorError(f"{path}: 'rules: {data.get('rules')}' does not match the file name")
-    out: list[Requirement] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(data["requirements"], 1):
-        where = f"{path.name}: requirement {raw.get('id') if isinstance(raw, dict) else '#' + str(i)}"
-        try:
-            rid = str(raw["id"])
-            if rid in seen:
-                raise AuditorError(f"{where}: duplicate id")
-            seen.add(rid)
-            levels = tuple(sorted({int(v) for v in raw["levels"]}))
-            if not levels or not all(1 <= v <= 5 for v in levels):
-                raise AuditorError(f"{where}: levels must be a non-empty list of 1..5")
-            judged = raw["judged_by"]
-            if judged == "attestation":
-                kind, ids = "attestation", ()
-            elif isinstance(judged, dict) and set(judged) == {"findings"} and judged["findings"]:
-                kind, ids = "findings", tuple(str(f) for f in judged["findings"])
-                bad = [f for f in ids if "." not in f]
-                if bad:
-                    raise AuditorError(f"{where}: {bad[0]!r} is not a finding id (family.name)")
-            else:
-                raise AuditorError(f"{where}: judged_by must be 'attestation' or {{findings: [ids]}}")
-            valid_days = raw.get("attestation_valid_days")
-            if valid_days is not None and not (isinstance(valid_days, int) and valid_days >= 1):
-                raise AuditorError(f"{where}: attestation_valid_days must be a whole number of days, at least 1")
-            out.append(Requirement(
-                id=rid, title_vi=str(raw["title_vi"]), title_en=str(raw["title_en"]),
-                source=str(raw["source"]), levels=levels, judged_by=kind, finding_ids=ids,
-                verified=bool(raw.get("verified", False)), rules=rules,
-                attestation_valid_days=valid_days,
-            ))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AuditorError(f"{where}: invalid ({type(exc).__name__}: {exc})") from None
-    return out
-
-
-def find_requirement(req_id: str, directory: str | Path | None = None) -> Requirement:
-    """A requirement by id, from any rule set's catalogue (ids are unique across them).
-
-    A rule set without a catalogue is skipped; an invalid catalogue is an error, not a
-    requirement that silently does not exist."""
-    for rules in available_rulesets(directory):
-        if not _catalogue_path(rules, directory).is_file():
-            continue
-        for req in load_requirements(rules, directory):
-            if req.id == req_id:
-                return req
-    raise AuditorError(f"unknown requirement {req_id!r} (see `auditor comply NAME` for the ids)")
 
 
 # --- results ---------------------------------------------------------------------------------

@@ -105,45 +105,14 @@ def to_sarif_dict(results: list[dict[str, Any]]) -> dict[str, Any]:
     rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
     sarif_results: list[dict[str, Any]] = []
-    notifications: list[dict[str, Any]] = []
+    notifications = [n for r in results for n in _notifications(r)]
     for r in results:
-        if r.get("error"):
-            notifications.append({
-                "level": "error",
-                "message": {"text": f"{r.get('url')}: not assessed: {r.get('error')}"},
-                **({"locations": [_location(r.get("url"))]} if _safe_uri(r.get("url")) else {}),
-            })
-        for name, st in (r.get("checks") or {}).items():
-            if (st or {}).get("status") != "ok":
-                notifications.append({
-                    "level": "error",
-                    "message": {"text": f"{r.get('url')}: check {name} could not test everything: "
-                                        f"{(st or {}).get('error')}"},
-                    "descriptor": {"id": str(name)},
-                })
         for f in r.get("findings") or []:
             fid = str(f.get("id"))
             if fid not in index:
                 index[fid] = len(rules)
                 rules.append(_rule(f, catalogue.get(fid)))
-            sev = str(f.get("severity"))
-            where = f.get("url") or r.get("url")
-            fingerprint = hashlib.sha256(f"{r.get('url')}|{fid}|{where}".encode()).hexdigest()
-            result: dict[str, Any] = {
-                "ruleId": fid,
-                "ruleIndex": index[fid],
-                "level": _SARIF_LEVEL.get(sev, "warning"),
-                "message": {"text": f"{f.get('title')}: {f.get('evidence')}"},
-                "partialFingerprints": {"auditorFinding/v1": fingerprint},
-                "properties": {
-                    "severity": sev, "check": f.get("check"), "evidence": f.get("evidence"),
-                    "site": r.get("url"), "scanId": r.get("scan_id"), "grade": r.get("grade"),
-                    "score": r.get("score"),
-                },
-            }
-            if _safe_uri(where):
-                result["locations"] = [_location(where)]
-            sarif_results.append(result)
+            sarif_results.append(_result(r, f, index[fid]))
     run: dict[str, Any] = {
         "tool": {"driver": {
             "name": "auditor",
@@ -165,6 +134,49 @@ def to_sarif_dict(results: list[dict[str, Any]]) -> dict[str, Any]:
         },
     }
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
+
+
+def _notifications(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """What could not be assessed for one site: the site itself, or a check of it."""
+    out: list[dict[str, Any]] = []
+    if r.get("error"):
+        out.append({
+            "level": "error",
+            "message": {"text": f"{r.get('url')}: not assessed: {r.get('error')}"},
+            **({"locations": [_location(r.get("url"))]} if _safe_uri(r.get("url")) else {}),
+        })
+    for name, st in (r.get("checks") or {}).items():
+        if (st or {}).get("status") != "ok":
+            out.append({
+                "level": "error",
+                "message": {"text": f"{r.get('url')}: check {name} could not test everything: "
+                                    f"{(st or {}).get('error')}"},
+                "descriptor": {"id": str(name)},
+            })
+    return out
+
+
+def _result(r: dict[str, Any], f: dict[str, Any], rule_index: int) -> dict[str, Any]:
+    """One finding of one site as a SARIF result, fingerprinted by site, id and location."""
+    fid = str(f.get("id"))
+    sev = str(f.get("severity"))
+    where = f.get("url") or r.get("url")
+    fingerprint = hashlib.sha256(f"{r.get('url')}|{fid}|{where}".encode()).hexdigest()
+    result: dict[str, Any] = {
+        "ruleId": fid,
+        "ruleIndex": rule_index,
+        "level": _SARIF_LEVEL.get(sev, "warning"),
+        "message": {"text": f"{f.get('title')}: {f.get('evidence')}"},
+        "partialFingerprints": {"auditorFinding/v1": fingerprint},
+        "properties": {
+            "severity": sev, "check": f.get("check"), "evidence": f.get("evidence"),
+            "site": r.get("url"), "scanId": r.get("scan_id"), "grade": r.get("grade"),
+            "score": r.get("score"),
+        },
+    }
+    if _safe_uri(where):
+        result["locations"] = [_location(where)]
+    return result
 
 
 def _location(url: str | None) -> dict[str, Any]:
