@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+from auditor.lab.latency import LatencyProxy, Route
 from auditor.lab.pki import LabPKI
 from auditor.lab.server import (
     NOT_FOUND,
@@ -448,7 +449,11 @@ LAB_SITES: tuple[LabSiteSpec, ...] = (
 
 @dataclass
 class RunningSite:
-    """A started site and where to reach it (``resolve`` holds curl-style overrides)."""
+    """A started site and where to reach it (``resolve`` holds curl-style overrides).
+
+    ``address`` is where clients connect: the site's own servers, or its latency proxy when
+    the lab adds latency; ``origin_address`` is always where the site's servers listen.
+    """
 
     spec: LabSiteSpec
     host: str
@@ -458,6 +463,7 @@ class RunningSite:
     url: str
     http_url: str
     resolve: list[str]
+    origin_address: str = ""
 
     @property
     def name(self) -> str:
@@ -471,6 +477,12 @@ class Lab:
     443 and 80 and falls back to an ephemeral port when one cannot be bound (not root,
     or another lab already holds it); otherwise all ports are ephemeral. A "closed" port
     is a bound, never-listening socket, so it stays closed and nothing else can take it.
+
+    With ``latency_ms`` each site is put behind a :class:`LatencyProxy` (that one-way delay
+    and ``jitter_ms`` in each direction) listening on the same ports of its own loopback
+    address (``proxy_first_address`` upwards, by default the addresses after the sites'),
+    and ``address``/``resolve`` of every site point at the proxy; a closed port stays closed
+    there too. Without ``latency_ms`` nothing of this exists.
     """
 
     def __init__(
@@ -480,6 +492,9 @@ class Lab:
         *,
         first_address: str = "127.0.0.10",
         standard_ports: bool = True,
+        latency_ms: float | None = None,
+        jitter_ms: float = 0.0,
+        proxy_first_address: str | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.specs = tuple(specs)
@@ -493,6 +508,18 @@ class Lab:
         if outside:
             raise ValueError(f"lab addresses must be loopback; {outside[0]} is not")
         self.standard_ports = standard_ports
+        self.latency_ms = latency_ms
+        self.jitter_ms = jitter_ms
+        self.proxy_addresses: list[str] = []
+        if latency_ms is not None:
+            proxy_first = ipaddress.ip_address(proxy_first_address) if proxy_first_address else first + len(self.specs)
+            self.proxy_addresses = [str(proxy_first + i) for i in range(len(self.specs))]
+            clash = set(self.proxy_addresses) & set(self.addresses)
+            outside = [a for a in self.proxy_addresses if not ipaddress.ip_address(a).is_loopback]
+            if clash or outside:
+                raise ValueError(f"latency proxy addresses must be loopback and apart from the sites' "
+                                 f"({sorted(clash)[0] if clash else outside[0]})")
+        self.proxy: LatencyProxy | None = None
         self.sites: list[RunningSite] = []
         self.pki: LabPKI | None = None
         self._servers: list[LabHTTPServer] = []
@@ -523,6 +550,8 @@ class Lab:
         try:
             for spec, address in zip(self.specs, self.addresses, strict=True):
                 self.sites.append(self._start_site(self.pki, spec, address, now))
+            if self.latency_ms is not None:
+                self._start_proxy(self.latency_ms)
         except BaseException:
             self.stop()
             raise
@@ -530,6 +559,9 @@ class Lab:
 
     def stop(self) -> None:
         """Stop every server (in parallel: each waits up to one poll interval) and free ports."""
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
         servers, self._servers = self._servers, []
         if servers:
             with ThreadPoolExecutor(max_workers=min(64, len(servers))) as pool:
@@ -595,7 +627,26 @@ class Lab:
             url=https_origin + "/",
             http_url=origin_of(host, http_port, "http") + "/",
             resolve=[f"{host}:{https_port}:{addr}", f"{host}:{http_port}:{addr}"],
+            origin_address=address,
         )
+
+    def _start_proxy(self, latency_ms: float) -> None:
+        """Put every started site behind the latency proxy and point its address there."""
+        routes: list[Route] = []
+        for i, (site, proxy_address) in enumerate(zip(self.sites, self.proxy_addresses, strict=True)):
+            modes = ((site.https_port, site.spec.https_mode), (site.http_port, site.spec.http_mode))
+            for port, mode in modes:
+                if mode == "closed":
+                    self._reserved.append(reserve_closed_port(proxy_address, port))
+                else:
+                    routes.append(Route(proxy_address, site.origin_address, port))
+            addr = f"[{proxy_address}]" if ":" in proxy_address else proxy_address
+            self.sites[i] = dataclasses.replace(
+                site,
+                address=proxy_address,
+                resolve=[f"{site.host}:{site.https_port}:{addr}", f"{site.host}:{site.http_port}:{addr}"],
+            )
+        self.proxy = LatencyProxy(routes, delay_ms=latency_ms, jitter_ms=self.jitter_ms).start()
 
     def _bind(self, standard_port: int, bind: Callable[[int], _T]) -> _T:
         """``bind(standard_port)``, falling back to ``bind(0)`` (an ephemeral port)."""
