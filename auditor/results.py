@@ -55,6 +55,44 @@ def sort_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(findings, key=lambda f: (-Severity.parse(f["severity"]).rank, f["id"], f.get("url") or ""))
 
 
+def assessment(checks: dict[str, Any] | None, requested: list[str] | None, *, graded: bool) -> dict[str, Any]:
+    """Whether the grade rests on every check the scan asked for.
+
+    A requested check that errored (or never reported) could not test its properties, so the
+    grade is incomplete; a site that could not be scanned (no grade) is never complete.
+    Derived from stored statuses only, so scans stored before this field existed get it too.
+    """
+    checks = dict(checks or {})
+    names = [str(n) for n in (requested or [])] or list(checks)
+    names += [n for n in checks if n not in names]
+    missing = [n for n in names if ((checks.get(n) or {}).get("status")) != "ok"]
+    return {"complete": graded and not missing, "incomplete_checks": missing}
+
+
+def scan_assessment(scan: Scan) -> dict[str, Any]:
+    """The :func:`assessment` of a stored scan (requested checks from its recorded options)."""
+    requested = (scan.options or {}).get("checks")
+    return assessment(scan.checks, requested if isinstance(requested, list) else None,
+                      graded=scan.grade is not None)
+
+
+def result_assessment(result: dict[str, Any]) -> dict[str, Any]:
+    """The ``assessment`` of a result dict; derived from its checks when the dict has none."""
+    given = result.get("assessment")
+    if isinstance(given, dict) and "complete" in given:
+        return given
+    return assessment(result.get("checks"), None, graded=result.get("grade") is not None)
+
+
+def grade_label(result: dict[str, Any]) -> str:
+    """``A`` or ``A (incomplete: http)``: the grade as every output prints it; ``-`` for none."""
+    grade = result.get("grade")
+    if grade is None:
+        return "-"
+    missing = result_assessment(result)["incomplete_checks"]
+    return f"{grade} (incomplete: {', '.join(missing)})" if missing else str(grade)
+
+
 def scan_dict(scan: Scan, findings: list[FindingRecord]) -> dict[str, Any]:
     """Build the JSON-contract dict (see findings.md) from stored rows."""
     items = [
@@ -77,14 +115,20 @@ def scan_dict(scan: Scan, findings: list[FindingRecord]) -> dict[str, Any]:
         "grade": scan.grade,
         "policy": {"name": scan.policy_name, "version": scan.policy_version},
         "checks": dict(scan.checks or {}),
+        "assessment": scan_assessment(scan),
         "findings": sort_findings(items),
         "error": scan.error,
     }
 
 
+# Keys left out of the seal: the database id, and ``assessment``, which is derived from
+# ``checks`` (sealed) so that hashes stored before it existed still match ``auditor show``.
+UNSEALED_KEYS = frozenset({"scan_id", "assessment"})
+
+
 def result_hash(result: dict[str, Any]) -> str:
-    """SHA-256 over the canonical JSON of a result (without its database id)."""
-    body = {k: v for k, v in result.items() if k != "scan_id"}
+    """SHA-256 over the canonical JSON of a result (without its database id or derived keys)."""
+    body = {k: v for k, v in result.items() if k not in UNSEALED_KEYS}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -18,6 +18,7 @@ from auditor import registry, storage
 from auditor.check import Severity
 from auditor.errors import AuditorError
 from auditor.models import InformationSystem, Scan, Site, utcnow
+from auditor.results import scan_assessment
 from auditor.version import __version__
 from certificates.rules import RuleCheck, certificate_rules, forbidden_severities
 from reports.charts import (
@@ -50,6 +51,13 @@ def grade_colour(grade: str | None) -> str:
     return GRADE_COLOURS.get(grade or "", "#6b7785")
 
 
+def incomplete_checks(scan: Scan | None) -> list[str]:
+    """The requested checks a graded scan's grade lacks (empty: complete or no grade at all)."""
+    if scan is None or scan.grade is None:
+        return []
+    return list(scan_assessment(scan)["incomplete_checks"])
+
+
 @dataclass
 class FindingView:
     id: str
@@ -73,6 +81,7 @@ class SiteView:
     history_svg: str = ""
     check_errors: list[tuple[str, str]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    incomplete: list[str] = field(default_factory=list)  # checks the grade lacks
 
 
 @dataclass
@@ -106,6 +115,8 @@ class ReportData:
     criteria: list[RuleCheck] = field(default_factory=list)
     grade: str | None = None
     score: int | None = None
+    # Sites whose grade lacks a requested check (their grade is shown marked incomplete).
+    incomplete_sites: list[str] = field(default_factory=list)
     severity_counts: dict[str, int] = field(default_factory=dict)
     check_counts: dict[str, int] = field(default_factory=dict)
     state_counts: dict[str, int] = field(default_factory=dict)
@@ -147,6 +158,7 @@ def _site_view(session: Session, site: Site, catalogue: dict[str, Any], t: Messa
     view.check_errors = [(name, clip(st.get("error"), 400)) for name, st in (scan.checks or {}).items()
                          if (st or {}).get("status") != "ok"]
     view.params = dict(scan.options or {})
+    view.incomplete = incomplete_checks(scan)
     history = list(reversed(storage.history(session, site.url, HISTORY_SCANS)))
     view.history = history
     points = [Point(t.short_date(s.started_at), s.score, s.grade) for s in history]
@@ -179,6 +191,7 @@ def _aggregate(data: ReportData, t: Messages) -> None:
             worst = (rank, v.scan.grade, v.scan.score)
     if worst is not None:
         data.grade, data.score = worst[1], worst[2]
+    data.incomplete_sites = [v.url for v in data.sites if v.incomplete]
     data.severity_counts = sev
     data.check_counts = dict(sorted(by_check.items(), key=lambda kv: (-kv[1], kv[0])))
     data.charts["severity"] = bar_chart([Bar(t(f"severity.{s}"), sev[s], SEVERITY_COLOURS[s]) for s in SEVERITIES])

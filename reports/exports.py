@@ -5,13 +5,16 @@ prints), so ``scan --format``, ``show`` and ``export`` agree.
 
 CSV: one row per finding, with the site's verdict repeated on each row; a site with no
 finding (or one that could not be scanned) still gets one row with empty finding columns,
-so that no audited site disappears from a spreadsheet. Cells that a spreadsheet would run
+so that no audited site disappears from a spreadsheet. The last two columns,
+``assessment_complete`` (yes/no) and ``incomplete_checks``, say whether the grade rests on
+every requested check (an errored check makes it incomplete). Cells that a spreadsheet would run
 as a formula (starting with ``= + - @``, tab or CR) are prefixed with an apostrophe:
 evidence comes from the audited site and is hostile.
 
 SARIF: one run; one rule per finding id (title, rationale, remediation, severity); one
 result per finding, located at the affected URL; sites or checks that could not be
-assessed become tool execution notifications, so a CI gate sees them.
+assessed become tool execution notifications, so a CI gate sees them; each site in the run's
+``properties.sites`` carries its ``assessment`` and each result ``properties.gradeComplete``.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from auditor import registry
-from auditor.results import envelope
+from auditor.results import envelope, result_assessment
 from auditor.version import __version__
 
 CSV_COLUMNS = (
     "scan_id", "url", "host", "port", "address", "started_at", "finished_at", "score", "grade",
     "policy", "site_error", "finding_id", "check", "severity", "title", "evidence", "finding_url", "references",
+    "assessment_complete", "incomplete_checks",
 )
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/os/schemas/sarif-schema-2.1.0.json"
@@ -64,6 +68,7 @@ def csv_rows(results: list[dict[str, Any]]) -> list[dict[str, str]]:
             "score": r.get("score"), "grade": r.get("grade"),
             "policy": f"{policy.get('name')} {policy.get('version')}" if policy.get("name") else "",
             "site_error": r.get("error"),
+            **_assessment_cells(r),
         }
         findings = r.get("findings") or []
         if not findings:
@@ -78,6 +83,13 @@ def csv_rows(results: list[dict[str, Any]]) -> list[dict[str, str]]:
             })
             rows.append({k: _cell(row.get(k)) for k in CSV_COLUMNS})
     return rows
+
+
+def _assessment_cells(r: dict[str, Any]) -> dict[str, str]:
+    """The two CSV columns that say whether the site's grade rests on every requested check."""
+    a = result_assessment(r)
+    return {"assessment_complete": "yes" if a["complete"] else "no",
+            "incomplete_checks": "; ".join(str(c) for c in a["incomplete_checks"])}
 
 
 def to_csv(results: list[dict[str, Any]]) -> str:
@@ -128,7 +140,8 @@ def to_sarif_dict(results: list[dict[str, Any]]) -> dict[str, Any]:
         "properties": {
             "sites": [
                 {"url": r.get("url"), "scanId": r.get("scan_id"), "grade": r.get("grade"), "score": r.get("score"),
-                 "startedAt": r.get("started_at"), "policy": r.get("policy"), "error": r.get("error")}
+                 "startedAt": r.get("started_at"), "policy": r.get("policy"), "error": r.get("error"),
+                 "assessment": result_assessment(r)}
                 for r in results
             ],
         },
@@ -171,7 +184,7 @@ def _result(r: dict[str, Any], f: dict[str, Any], rule_index: int) -> dict[str, 
         "properties": {
             "severity": sev, "check": f.get("check"), "evidence": f.get("evidence"),
             "site": r.get("url"), "scanId": r.get("scan_id"), "grade": r.get("grade"),
-            "score": r.get("score"),
+            "score": r.get("score"), "gradeComplete": result_assessment(r)["complete"],
         },
     }
     if _safe_uri(where):

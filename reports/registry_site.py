@@ -4,7 +4,8 @@
 
 - ``registry.json`` — exactly ``{"generated_at", "sites": [{"url", "system", "owner",
   "level", "assessed", "last_assessed_at", "grade", "certificate": {"serial", "status",
-  "expires"} | null}]}``;
+  "expires"} | null, "assessment": {"complete", "incomplete_checks"} | null}]}`` (``assessment``
+  says whether the grade rests on every requested check; null when not assessed);
 - ``registry.csv`` — the same, one row per site;
 - ``index.html`` — a filterable table (Vietnamese, English labels), no external resource,
   works from ``file://``; filters live in the URL fragment (``#assessed=no&status=valid&q=...``)
@@ -45,14 +46,14 @@ from sqlmodel import Session, select
 from auditor import storage
 from auditor.errors import AuditorError
 from auditor.models import Certificate, InformationSystem, Scan, Site, utcnow
-from auditor.results import iso
+from auditor.results import iso, scan_assessment
 from auditor.version import __version__
 
 TEMPLATES = Path(__file__).parent / "templates" / "registry"
 SERIAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CSV_FIELDS = (
     "url", "system", "owner", "level", "assessed", "last_assessed_at", "grade",
-    "certificate_serial", "certificate_status", "certificate_expires",
+    "certificate_serial", "certificate_status", "certificate_expires", "incomplete_checks",
 )
 STATUS_ORDER = ("valid", "suspended", "revoked", "expired")
 
@@ -127,6 +128,7 @@ def registry_entries(
             "last_assessed_at": iso(last.finished_at or last.started_at) if last else None,
             "grade": last.grade if last else None,
             "certificate": cert_view,
+            "assessment": scan_assessment(last) if last else None,
         })
     entries.sort(key=lambda e: ((e["system"] or "\uffff").casefold(), e["url"]))
     return entries, shown
@@ -166,6 +168,7 @@ def render_csv(entries: list[dict[str, Any]]) -> bytes:
         writer.writerow([csv_safe(v) for v in (
             e["url"], e["system"], e["owner"], e["level"], "yes" if e["assessed"] else "no",
             e["last_assessed_at"], e["grade"], cert.get("serial"), cert.get("status"), cert.get("expires"),
+            "; ".join((e.get("assessment") or {}).get("incomplete_checks") or []),
         )])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM: spreadsheets then read UTF-8
 
@@ -230,6 +233,7 @@ def render_html(entries: list[dict[str, Any]], generated_at: str, *, verify_url:
             **e,
             "is_link": e["url"].startswith(("https://", "http://")),
             "status_key": cert["status"] if cert else "none",
+            "incomplete": ", ".join((e.get("assessment") or {}).get("incomplete_checks") or []),
             "verify_href": verify_href(cert["serial"], verify_url) if cert else None,
             "search": " ".join(str(v) for v in (e["url"], e["system"] or "", e["owner"] or "",
                                                 cert["serial"] if cert else "")).casefold(),

@@ -27,7 +27,7 @@ from auditor.models import Certificate, InformationSystem, Scan, utcnow
 from auditor.results import iso
 from auditor.version import __version__
 from reports.charts import GRADE_COLOURS
-from reports.context import build_report, clip, criteria_rows, grade_colour, rule_title
+from reports.context import build_report, clip, criteria_rows, grade_colour, incomplete_checks, rule_title
 from reports.i18n import Messages, check_lang
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -49,7 +49,8 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["clip"] = clip
-    env.globals.update(grade_colour=grade_colour, iso=iso, css_string=_css_string, GRADE_COLOURS=GRADE_COLOURS)
+    env.globals.update(grade_colour=grade_colour, iso=iso, css_string=_css_string, GRADE_COLOURS=GRADE_COLOURS,
+                       incomplete_checks=incomplete_checks)
     return env
 
 

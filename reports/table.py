@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from auditor.results import grade_label, result_assessment
 from auditor.text import clean
 
 SEVERITY_COLOUR = {
@@ -39,6 +40,10 @@ def render_result(r: dict[str, Any], paint: Painter) -> list[str]:
             lines.append(f"  scan #{r['scan_id']}")
         return lines
     grade = paint(GRADE_COLOUR.get(r["grade"], ""), f"grade {r['grade']}")
+    missing = result_assessment(r)["incomplete_checks"]
+    if missing:
+        # An incomplete assessment is never a clean grade: say so beside the letter itself.
+        grade = paint(GRADE_COLOUR.get(r["grade"], ""), f"grade {clean(grade_label(r))}")
     lines.append(f"{clean(r['url'])}  {where}  {grade}  score {r['score']}  scan #{r.get('scan_id')}")
     checks = r.get("checks") or {}
     parts = []
@@ -70,13 +75,16 @@ def render_table(results: list[dict[str, Any]], stream: TextIO = sys.stdout) -> 
 
 def summarise(results: list[dict[str, Any]]) -> str:
     grades: dict[str, int] = {}
-    failed = 0
+    failed = incomplete = 0
     for r in results:
         if r.get("grade") is None:
             failed += 1
         else:
             grades[r["grade"]] = grades.get(r["grade"], 0) + 1
+            incomplete += bool(result_assessment(r)["incomplete_checks"])
     parts = [f"{g}: {n}" for g, n in sorted(grades.items())]
+    if incomplete:
+        parts.append(f"grade incomplete: {incomplete}")
     if failed:
         parts.append(f"not scanned: {failed}")
     return f"{len(results)} site(s) — " + ", ".join(parts)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from auditor import registry, storage
@@ -20,7 +22,7 @@ from auditor.cli.common import (
     severity,
 )
 from auditor.errors import AuditorError
-from auditor.results import iso
+from auditor.results import grade_label, iso, scan_assessment
 from auditor.scanning import Auditor, ScanRequest
 from auditor.targets import AddressPolicy, parse_target, read_target_list
 from auditor.text import clean
@@ -31,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Audit websites: run the check plug-ins, grade, store and print the results.")
     p.add_argument("targets", nargs="*", metavar="TARGET", help="URL (https://host[:port]/path) or bare host name")
     p.add_argument("--list", metavar="FILE", help="file with one target per line (# starts a comment)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same --list FILE: skip every target whose site "
+                        "has a completed scan started at or after the moment the newest recorded run of "
+                        "this file (same absolute path) began, scan the rest (failed or interrupted ones "
+                        "again); the skipped targets are printed from their stored scans")
     add_scan_options(p)
     p.add_argument("--format", choices=["table", "json", "csv", "sarif"], default="table",
                    help="output format (default table)")
@@ -85,12 +92,22 @@ def cmd_scan(args: argparse.Namespace) -> int:
         targets += read_target_list(args.list)
     if not targets:
         raise AuditorError("no targets: give URLs or --list FILE")
+    if args.resume and not args.list:
+        raise AuditorError("--resume continues a run of a list: give --list FILE")
     request = scan_request_from_args(args, targets)
     request.concurrency = args.concurrency
+    if args.list:
+        request.list_file = str(Path(args.list).resolve())
+        request.resume = args.resume
     auditor = Auditor(db=args.db, policy_dir=args.policy)
+    plan = auditor.plan_resume(request)
+    if plan is not None:
+        print(f"auditor: resuming the run of {args.list} begun {iso(plan.since)}: {len(plan.done)} of "
+              f"{len(targets)} target(s) already completed, scanning {len(targets) - len(plan.done)}",
+              file=sys.stderr)
     progress = Progress(len(targets))
     try:
-        results = auditor.scan(request, on_result=lambda r: progress.step(r["url"]))
+        results = auditor.scan(request, on_result=lambda r: progress.step(r["url"]), plan=plan)
     finally:
         progress.close()
     emit(results, args.format)
@@ -109,6 +126,7 @@ def cmd_history(args: argparse.Namespace) -> int:
                 "scan_id": s.id, "started_at": iso(s.started_at), "status": s.status,
                 "grade": s.grade, "score": s.score, "counts": dict(s.counts or {}),
                 "policy": {"name": s.policy_name, "version": s.policy_version}, "error": s.error,
+                "assessment": scan_assessment(s),
             }
             for s in scans
         ]
@@ -121,15 +139,25 @@ def cmd_history(args: argparse.Namespace) -> int:
     print(f"{clean(url)} — {len(rows)} scan(s), newest first")
     print(f"  {'scan':>6}  {'started (UTC)':<20}  {'grade':<5}  {'score':>5}  crit high med  low info  status")
     for r in rows:
-        c = r["counts"]
-        print(
-            f"  {r['scan_id']:>6}  {r['started_at']:<20}  {r['grade'] or '-':<5}  "
-            f"{r['score'] if r['score'] is not None else '-':>5}  "
-            f"{c.get('critical', 0):>4} {c.get('high', 0):>4} {c.get('medium', 0):>3} "
-            f"{c.get('low', 0):>4} {c.get('info', 0):>4}  {r['status']}"
-            + (f": {clean(r['error'], 80)}" if r["error"] else "")
-        )
+        print(_history_line(r))
+    if any(r["grade"] is not None and not r["assessment"]["complete"] for r in rows):
+        print("  * grade incomplete: a requested check could not test (see `auditor show SCAN_ID`)")
     return 0
+
+
+def _history_line(r: dict[str, Any]) -> str:
+    """One scan of ``auditor history``; an incomplete grade is starred and named in the status."""
+    c = r["counts"]
+    incomplete = r["grade"] is not None and not r["assessment"]["complete"]
+    grade = f"{r['grade']}*" if incomplete else (r["grade"] or "-")
+    status = r["status"] + (f" {clean(grade_label(r).partition(' ')[2], 80)}" if incomplete else "")
+    return (
+        f"  {r['scan_id']:>6}  {r['started_at']:<20}  {grade:<5}  "
+        f"{r['score'] if r['score'] is not None else '-':>5}  "
+        f"{c.get('critical', 0):>4} {c.get('high', 0):>4} {c.get('medium', 0):>3} "
+        f"{c.get('low', 0):>4} {c.get('info', 0):>4}  {status}"
+        + (f": {clean(r['error'], 80)}" if r["error"] else "")
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import pytest
 from auditor.lab.sites import LAB_SITES
 
 RESULT_KEYS = {"url", "host", "port", "address", "scan_id", "started_at", "finished_at", "score", "grade",
-               "policy", "checks", "findings", "error"}
+               "policy", "checks", "assessment", "findings", "error"}
 FINDING_KEYS = {"id", "check", "severity", "title", "evidence", "references"}
 CHECKS = "tls,http"
 
@@ -57,6 +57,8 @@ def test_json_contract(scanned: dict[str, Any], lab) -> None:  # type: ignore[no
         assert set(r["checks"]) == {"tls", "http"}
         for st in r["checks"].values():
             assert set(st) == {"status", "error", "duration_s"}
+        errored = [name for name in ("tls", "http") if r["checks"][name]["status"] != "ok"]
+        assert r["assessment"] == {"complete": not errored, "incomplete_checks": errored}, r["url"]
         for f in r["findings"]:
             assert set(f) >= FINDING_KEYS
             assert f["check"] == f["id"].split(".")[0]

@@ -138,7 +138,7 @@ def visible_urls(dom: str) -> list[str]:
 def test_registry_json_is_exactly_the_published_contract(built: Path) -> None:
     doc = json.loads((built / "registry.json").read_text(encoding="utf-8"))
     assert set(doc) == {"generated_at", "sites"} and doc["generated_at"] == "2026-11-23T10:00:00Z"
-    keys = {"url", "system", "owner", "level", "assessed", "last_assessed_at", "grade", "certificate"}
+    keys = {"url", "system", "owner", "level", "assessed", "last_assessed_at", "grade", "certificate", "assessment"}
     assert all(set(e) == keys for e in doc["sites"])
     by_url = {e["url"]: e for e in doc["sites"]}
     assert "https://adhoc.example.test/" not in by_url  # ad hoc scans are not the inventory
@@ -147,6 +147,7 @@ def test_registry_json_is_exactly_the_published_contract(built: Path) -> None:
         "owner": "UBND thành phố Hà Nội", "level": 3, "assessed": True,
         "last_assessed_at": "2026-11-22T10:00:05Z", "grade": "A",
         "certificate": {"serial": "TNM-2026-AAAAAAAAAA", "status": "valid", "expires": "2027-09-19T10:00:00Z"},
+        "assessment": {"complete": True, "incomplete_checks": []},
     }
     # The latest completed scan counts (F), and the live certificate is the suspended one.
     dvc = by_url["https://dichvucong.hanoi.example.gov.vn/"]
@@ -157,7 +158,7 @@ def test_registry_json_is_exactly_the_published_contract(built: Path) -> None:
     for url in ("https://tracuu.bo.example.gov.vn/", "https://down.bo.example.gov.vn/"):
         assert by_url[url] | {"url": None} == {
             "url": None, "system": "Cổng dịch vụ công Bộ Thử nghiệm", "owner": "Bộ Thử nghiệm", "level": 4,
-            "assessed": False, "last_assessed_at": None, "grade": None, "certificate": None,
+            "assessed": False, "last_assessed_at": None, "grade": None, "certificate": None, "assessment": None,
         }
     enrolled = by_url["https://enrolled.example.test/"]
     assert enrolled["system"] is None and enrolled["assessed"] is False
