@@ -1,8 +1,12 @@
 """Scan and store: the engine plus a policy plus storage, as the CLI and the scheduler use it.
 
 Every scan is written as ``running`` before its checks start and completed after, so a
-crash leaves a visible trace. Output is always built from the stored rows, so ``auditor
-show`` prints exactly what ``auditor scan`` printed.
+crash leaves a visible trace. The row names the process running it, so the next process to
+open the database marks it ``interrupted`` once that process is gone (see
+:func:`auditor.storage.reap_dead_scans`). A run of a ``--list`` file records the file, so
+``resume`` can skip what an interrupted run of the same list already completed. Output is
+always built from the stored rows, so ``auditor show`` prints exactly what ``auditor scan``
+printed.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +45,37 @@ class ScanRequest:
     allow_dns: bool = True
     address_policy: AddressPolicy = field(default_factory=AddressPolicy)
     options: dict[str, Any] = field(default_factory=dict)
+    # The --list file the targets came from (recorded with each scan, so a resume finds the run).
+    list_file: str | None = None
+    # Skip targets with a completed scan since the newest earlier run of ``list_file`` began.
+    resume: bool = False
 
-    def recorded(self, check_ids: list[str]) -> dict[str, Any]:
-        """What is stored with each scan as its parameters."""
-        return {
+    def recorded(self, check_ids: list[str], *, since: datetime | None = None) -> dict[str, Any]:
+        """What is stored with each scan as its parameters, its process and its list run.
+
+        ``since`` is when the run of ``list_file`` began (for a resumed run: when the run it
+        continues began).
+        """
+        out: dict[str, Any] = {
             "checks": check_ids,
             "resolve": list(self.resolve),
             "ca_file": self.ca_file,
             "timeout": self.timeout,
             "site_timeout": self.site_timeout,
             "options": jsonable(self.options),
+            storage.OWNER_KEY: storage.owner_stamp(),
         }
+        if self.list_file:
+            out[storage.LIST_KEY] = {"path": self.list_file, "since": (since or utcnow()).isoformat()}
+        return out
+
+
+@dataclass
+class ResumePlan:
+    """What a resumed list run skips: input positions already completed, and since when."""
+
+    since: datetime
+    done: dict[int, int] = field(default_factory=dict)  # target position -> completed scan id
 
 
 class Auditor:
@@ -81,19 +106,69 @@ class Auditor:
         *,
         on_result: Callable[[dict[str, Any]], None] | None = None,
         on_scan_start: Callable[[str, int], None] | None = None,
+        plan: ResumePlan | None = None,
     ) -> list[dict[str, Any]]:
         """Scan, store and return one result dict (the JSON contract) per target, input order.
 
-        ``on_result(result)`` runs as each site completes; ``on_scan_start(input, scan_id)``
-        runs in the worker as soon as a site's scan row exists (before any check), so a caller
-        can link its own bookkeeping to a scan that a crash might interrupt. An exception in
-        ``on_scan_start`` is logged and never fails the scan.
+        ``on_result(result)`` runs as each site completes (for a resumed run, first for each
+        target skipped, with its stored result); ``on_scan_start(input, scan_id)`` runs in the
+        worker as soon as a site's scan row exists (before any check), so a caller can link its
+        own bookkeeping to a scan that a crash might interrupt. An exception in
+        ``on_scan_start`` is logged and never fails the scan. With ``request.resume``, targets
+        in ``plan`` (by default :meth:`plan_resume`'s) are not scanned again.
         """
         if request.ca_file and not Path(request.ca_file).is_file():
             raise AuditorError(f"CA file not found: {request.ca_file}")
+        # Bad --resolve values and unknown checks are refused even when nothing is left to scan.
         resolver = Resolver(request.resolve, allow_dns=request.allow_dns, policy=request.address_policy)
         checks = self.select_checks(request.checks)
-        check_ids = [c.id for c in checks]
+        if plan is None and request.resume:
+            plan = self.plan_resume(request)
+        done = plan.done if plan else {}
+        by_input: dict[int, dict[str, Any]] = {}
+        for index, scan_id in sorted(done.items()):
+            by_input[index] = self.result_dict(scan_id)
+            if on_result is not None:
+                on_result(by_input[index])
+        todo = [i for i in range(len(request.targets)) if i not in done]
+        scanned = self._scan_targets(request, [request.targets[i] for i in todo], checks, resolver,
+                                     since=plan.since if plan else utcnow(),
+                                     on_result=on_result, on_scan_start=on_scan_start)
+        by_input.update(zip(todo, scanned, strict=True))
+        return [by_input[i] for i in range(len(request.targets))]
+
+    def plan_resume(self, request: ScanRequest) -> ResumePlan | None:
+        """The targets of ``request`` a resumed run skips; None when nothing is to be resumed.
+
+        The rule: find the newest recorded run of the same list file (by absolute path) and
+        when it began (a resumed run keeps the beginning of the run it continued); a target
+        is skipped when its site has a *completed* scan started at or after that moment.
+        Failed, interrupted and never-started targets are scanned again.
+        """
+        if not (request.resume and request.list_file):
+            return None
+        with storage.session_scope(self.db) as session:
+            since = storage.latest_list_run(session, request.list_file)
+            if since is None:
+                return None
+            urls: dict[int, str] = {}
+            for i, text in enumerate(request.targets):
+                try:
+                    urls[i] = parse_target(text)[0]
+                except TargetError:
+                    continue  # scanned again, to report the same error
+            completed = storage.completed_since(session, urls.values(), since)
+        return ResumePlan(since, {i: completed[url] for i, url in urls.items() if url in completed})
+
+    def _scan_targets(
+        self, request: ScanRequest, targets: list[str], checks: list[Check], resolver: Resolver,
+        *, since: datetime,
+        on_result: Callable[[dict[str, Any]], None] | None,
+        on_scan_start: Callable[[str, int], None] | None,
+    ) -> list[dict[str, Any]]:
+        """Scan and store ``targets``; their results in the same order."""
+        if not targets:
+            return []
         opts = ScanOptions(
             timeout=request.timeout,
             site_timeout=request.site_timeout,
@@ -104,11 +179,14 @@ class Auditor:
             policy_files=policies.PolicyFiles(self.policy.directory),
             system_for=self._system_for,
         )
-        recorded = request.recorded(check_ids)
+        recorded = request.recorded([c.id for c in checks], since=since)
         by_input: dict[int, dict[str, Any]] = {}
+
+        under_way: set[int] = set()  # started, not yet stored whole
 
         def on_start(res: SiteResult) -> None:
             res.scan_id = self._record_start(res, recorded)
+            under_way.add(res.scan_id)
             if on_scan_start is not None:
                 try:
                     on_scan_start(res.input, res.scan_id)
@@ -118,6 +196,7 @@ class Auditor:
         def on_finish(res: SiteResult) -> None:
             try:
                 self._record_finish(res, recorded)
+                under_way.discard(res.scan_id or 0)
             except Exception as exc:
                 # Never leave the scan "running": say it failed and why, then let the engine report it.
                 if res.scan_id is not None:
@@ -126,18 +205,21 @@ class Auditor:
                 raise
 
         positions: dict[str, list[int]] = {}
-        for i, text in enumerate(request.targets):
+        for i, text in enumerate(targets):
             positions.setdefault(text, []).append(i)
-        for res in scan_many(
-            request.targets, checks, resolver, opts,
-            concurrency=request.concurrency, on_start=on_start, on_finish=on_finish,
-        ):
-            out = self.result_dict(res.scan_id) if res.scan_id else self._unstored_dict(res)
-            index = positions[res.input].pop(0)
-            by_input[index] = out
-            if on_result is not None:
-                on_result(out)
-        return [by_input[i] for i in range(len(request.targets))]
+        try:
+            for res in scan_many(
+                targets, checks, resolver, opts,
+                concurrency=request.concurrency, on_start=on_start, on_finish=on_finish,
+            ):
+                out = self.result_dict(res.scan_id) if res.scan_id else self._unstored_dict(res)
+                by_input[positions[res.input].pop(0)] = out
+                if on_result is not None:
+                    on_result(out)
+        except BaseException as exc:  # Ctrl-C, a failing on_result: say so now, not at the next open
+            self._mark_interrupted(set(under_way), f"interrupted: the scan run stopped ({type(exc).__name__})")
+            raise
+        return [by_input[i] for i in range(len(targets))]
 
     # -- storage (every row goes through auditor.storage) --------------------------------
 
@@ -197,6 +279,15 @@ class Auditor:
                 storage.mark_scan_failed(session, scan_id, error)
         except Exception:
             log.warning("could not mark scan %s failed", scan_id, exc_info=True)
+
+    def _mark_interrupted(self, scan_ids: set[int], reason: str) -> None:
+        """Best effort: mark scans still ``running`` interrupted (one that finishes later stays whole)."""
+        try:
+            with storage.session_scope(self.db) as session:
+                for scan_id in sorted(scan_ids):
+                    storage.mark_scan_interrupted(session, scan_id, reason)
+        except Exception:
+            log.warning("could not mark scans %s interrupted", sorted(scan_ids), exc_info=True)
 
     # -- output --------------------------------------------------------------------------
 

@@ -12,16 +12,17 @@ as ``running`` while its checks run.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, func
+from sqlalchemy import event, func, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, select
@@ -30,6 +31,7 @@ from auditor import models  # noqa: F401  (registers the tables)
 from auditor.check import Finding, Severity
 from auditor.errors import AuditorError
 from auditor.models import Attestation, CheckRun, FindingRecord, InformationSystem, Scan, Site, utcnow
+from auditor.process_identity import ProcessId, alive_on_this_host
 from auditor.results import jsonable, result_hash, scan_dict
 from auditor.version import __version__
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from auditor.engine import CheckRunResult
 
 ENV_VAR = "AUDITOR_DB"
+log = logging.getLogger("auditor.storage")
 
 
 def default_db_path() -> Path:
@@ -106,6 +109,7 @@ def get_engine(db: str | None = None) -> Engine:
             msg = str(exc.orig if hasattr(exc, "orig") and exc.orig else exc).splitlines()[0]
             raise AuditorError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {msg}") from None
     _ENGINES[url] = engine
+    _reap_on_open(engine)
     return engine
 
 
@@ -230,6 +234,79 @@ def mark_scan_failed(session: Session, scan_id: int, error: str) -> bool:
     return True
 
 
+# -- scans left running by a dead process --------------------------------------------------------
+
+# The key of ``Scan.options`` that names the process running the scan (``host:pid:token``).
+OWNER_KEY = "process"
+# A scan whose owner cannot be probed (another host, or an old row with no owner) counts as
+# dead once it has run this long beyond twice its site timeout: no live scan takes that long.
+UNPROBED_GRACE = timedelta(minutes=10)
+
+
+def owner_stamp() -> str:
+    """This process, as recorded in ``Scan.options[OWNER_KEY]``."""
+    return str(ProcessId.current())
+
+
+def _why_dead(scan: Scan, me: ProcessId, now: datetime) -> str | None:
+    """Why ``scan`` (still ``running``) can no longer finish, or None when it may."""
+    options = scan.options or {}
+    owner = ProcessId.parse(options.get(OWNER_KEY))
+    if owner is not None:
+        alive = alive_on_this_host(owner, me)
+        if alive is False:
+            return f"interrupted: the process that ran it ({owner}) stopped before it finished"
+        if alive:
+            return None
+    try:
+        site_timeout = float(options.get("site_timeout") or 180.0)
+    except (TypeError, ValueError):
+        site_timeout = 180.0
+    limit = timedelta(seconds=2 * site_timeout) + UNPROBED_GRACE
+    if scan.started_at is not None and now - scan.started_at > limit:
+        return f"interrupted: still running {int((now - scan.started_at).total_seconds())} s after it started"
+    return None
+
+
+def mark_scan_interrupted(session: Session, scan_id: int, reason: str) -> bool:
+    """``running`` → ``interrupted`` with ``reason``; False if the scan finished meanwhile."""
+    result = session.execute(
+        update(Scan).where(Scan.id == scan_id, Scan.status == "running")  # type: ignore[arg-type]
+        .values(status="interrupted", error=reason[:2000], score=None, grade=None, finished_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reap_dead_scans(session: Session) -> list[int]:
+    """Mark ``interrupted`` every ``running`` scan whose process is gone; their ids.
+
+    On this host the owner is probed exactly (pid and start time); otherwise a scan counts as
+    dead only when it has run far longer than its site timeout allows (see ``UNPROBED_GRACE``).
+    Each update is conditional on ``running``, so two processes reaping at once agree.
+    """
+    me, now = ProcessId.current(), utcnow()
+    reaped = []
+    for scan in session.exec(select(Scan).where(Scan.status == "running")).all():
+        reason = _why_dead(scan, me, now)
+        if reason and scan.id is not None and mark_scan_interrupted(session, scan.id, reason):
+            reaped.append(scan.id)
+    return reaped
+
+
+def _reap_on_open(engine: Engine) -> None:
+    """Run :func:`reap_dead_scans` when a process first opens a database (best effort)."""
+    try:
+        with Session(engine) as session:
+            reaped = reap_dead_scans(session)
+            session.commit()
+    except SQLAlchemyError as exc:
+        log.warning("could not check for interrupted scans: %s", str(exc).splitlines()[0])
+        return
+    if reaped:
+        shown = ", ".join(map(str, reaped[:10])) + (", ..." if len(reaped) > 10 else "")
+        log.warning("%d scan(s) left running by a stopped process marked interrupted (ids %s)", len(reaped), shown)
+
+
 def unlink_scans_of_system(session: Session, system_id: int) -> int:
     """Keep a removed system's scans, no longer linked to it; how many there were."""
     count = 0
@@ -291,6 +368,42 @@ def latest_scan(
     if before is not None:
         stmt = stmt.where(Scan.started_at < before)
     return session.exec(stmt.order_by(Scan.started_at.desc(), Scan.id.desc())).first()
+
+
+# The key of ``Scan.options`` that ties a scan to a ``--list`` run: {"path", "since"} (see
+# :func:`latest_list_run`).
+LIST_KEY = "list"
+
+
+def latest_list_run(session: Session, path: str) -> datetime | None:
+    """When the newest recorded run of the list file ``path`` began (its ``since``), or None.
+
+    A resumed run records the ``since`` of the run it continues, so a chain of interrupted
+    runs keeps the start of the first one.
+    """
+    column = Scan.__table__.c.options  # type: ignore[attr-defined]
+    stmt = (select(Scan.options).where(column[LIST_KEY]["path"].as_string() == path)
+            .order_by(Scan.id.desc()).limit(1))  # type: ignore[union-attr]
+    options = session.exec(stmt).first()
+    entry = (options or {}).get(LIST_KEY) if isinstance(options, dict) else None
+    try:
+        since = datetime.fromisoformat(str((entry or {})["since"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return since if since.tzinfo else since.replace(tzinfo=UTC)
+
+
+def completed_since(session: Session, urls: Iterable[str], since: datetime) -> dict[str, int]:
+    """For each of ``urls`` with a completed scan started at or after ``since``: the newest one's id."""
+    wanted = sorted(set(urls))
+    found: dict[str, int] = {}
+    for i in range(0, len(wanted), 500):  # stay far below any bound-parameter limit
+        stmt = (select(Scan.url, func.max(Scan.id))
+                .where(Scan.url.in_(wanted[i:i + 500]), Scan.status == "completed",  # type: ignore[attr-defined]
+                       Scan.started_at >= since)
+                .group_by(Scan.url))
+        found.update({url: int(scan_id) for url, scan_id in session.exec(stmt)})
+    return found
 
 
 def count_scans(session: Session) -> int:
