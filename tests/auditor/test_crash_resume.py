@@ -147,3 +147,39 @@ def test_resume_scans_only_the_rest(crashed: dict[str, Any], lab, cli) -> None: 
     assert f"{SITES} of {SITES} target(s) already completed, scanning 0" in again.err, again
     assert [r["scan_id"] for r in json.loads(again.out)["results"]] == [r["scan_id"] for r in doc["results"]]
     assert sum(len(v) for v in _statuses(db).values()) == total
+
+
+def test_reaper_probes_owners_on_this_host_and_ages_out_the_rest(db_url: str) -> None:
+    """Only scans that can no longer finish are reaped: a live owner's scan and a young scan
+    of another host are left running."""
+    from datetime import timedelta
+
+    from auditor.models import utcnow
+    from auditor.process_identity import ProcessId
+
+    me = ProcessId.current()
+    old = utcnow() - timedelta(hours=2)
+    cases = {
+        "live": ({storage.OWNER_KEY: str(me)}, utcnow()),
+        "dead-pid": ({storage.OWNER_KEY: f"{me.host}:999999999:1"}, utcnow()),
+        "recycled-pid": ({storage.OWNER_KEY: f"{me.host}:{me.pid}:not-my-start"}, utcnow()),
+        "other-host-young": ({storage.OWNER_KEY: "elsewhere.example:12:34", "site_timeout": 180}, utcnow()),
+        "other-host-old": ({storage.OWNER_KEY: "elsewhere.example:12:34", "site_timeout": 180}, old),
+        "no-owner-old": ({}, old),
+    }
+    stamp = storage.ScanStamp("p", "1", {})
+    ids: dict[str, int] = {}
+    with storage.session_scope(db_url) as session:
+        for name, (options, started) in cases.items():
+            scan = storage.start_scan(session, f"https://{name}.example/", f"{name}.example", 443,
+                                      storage.ScanStamp(stamp.policy_name, stamp.policy_version, options),
+                                      started_at=started)
+            ids[name] = scan.id or 0
+    with storage.session_scope(db_url) as session:
+        reaped = storage.reap_dead_scans(session)
+    assert sorted(reaped) == sorted(ids[n] for n in ("dead-pid", "recycled-pid", "other-host-old", "no-owner-old"))
+    with storage.session_scope(db_url) as session:
+        status = {n: storage.get_scan(session, i).status for n, i in ids.items()}  # type: ignore[union-attr]
+        assert storage.reap_dead_scans(session) == []  # a second look finds nothing more
+    assert status["live"] == status["other-host-young"] == "running"
+    assert status["dead-pid"] == status["no-owner-old"] == "interrupted"
