@@ -29,13 +29,17 @@ from auditor import storage
 from auditor.errors import AuditorError
 from auditor.models import Certificate, InformationSystem, Site, utcnow
 from auditor.targets import parse_target
-from auditor.text import clean
+from auditor.text import brief, clean
 from policies.levels import ATTRIBUTES, Classification, classify, normalize_value
 
 MAX_FILE_BYTES = 10_000_000
 MAX_SYSTEMS = 10_000
 MAX_SITES_PER_SYSTEM = 500
 
+# PyYAML's pure-Python scanner is quadratic in flow nesting ("[[[[" * 3000 takes seconds) and
+# its composer recursive: deeper nesting is refused before parsing.
+_MAX_FLOW_DEPTH = 100
+_FLOW_RE = re.compile(r"[\[\]{}]")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _EMAIL_RE = re.compile(r"[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+")
 
@@ -110,8 +114,8 @@ def _list(value: Any) -> list[Any]:
 def _whole(value: Any, complaint: str) -> int:
     """A whole number from an int or its text; ``complaint`` is the error (true/false are not numbers)."""
     try:
-        if isinstance(value, bool):
-            raise ValueError
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError  # and never str() a list or mapping: an alias bomb's str never ends
         return int(str(value).strip())
     except ValueError:
         raise ValueError(complaint) from None
@@ -120,7 +124,7 @@ def _whole(value: Any, complaint: str) -> int:
 def _ports(value: Any) -> list[int]:
     out: list[int] = []
     for item in _list(value):
-        port = _whole(item, f"{item!r} is not a port number")
+        port = _whole(item, f"{brief(item)} is not a port number")
         if not 1 <= port <= 65535:
             raise ValueError(f"port {port} is out of range 1..65535")
         if port not in out:
@@ -135,7 +139,7 @@ def _sites(value: Any) -> list[str]:
         raise ValueError(f"more than {MAX_SITES_PER_SYSTEM} sites")
     for item in items:
         if not isinstance(item, str):
-            raise ValueError(f"{item!r} is not a URL")
+            raise ValueError(f"{brief(item)} is not a URL")
         try:
             url = parse_target(item)[0]
         except AuditorError as exc:
@@ -148,7 +152,7 @@ def _sites(value: Any) -> list[str]:
 def _level(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    level = _whole(value, f"expected a level 1..5, got {value!r}")
+    level = _whole(value, f"expected a level 1..5, got {brief(value)}")
     if not 1 <= level <= 5:
         raise ValueError(f"expected a level 1..5, got {level}")
     return level
@@ -310,14 +314,28 @@ def _read_text(path: str | Path) -> str:
         raise AuditorError(f"cannot read {p}: {exc.strerror or exc}") from None
 
 
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` (brackets inside quotes count too: an upper bound)."""
+    depth = peak = 0
+    for ch in _FLOW_RE.findall(text):
+        depth = depth + 1 if ch in "[{" else max(depth - 1, 0)
+        peak = max(peak, depth)
+    return peak
+
+
 def parse_yaml(text: str, label: str = "<yaml>") -> list[SystemRecord]:
     """``systems: [ {...}, ... ]`` (or a bare list) → validated records."""
-    loader = yaml.SafeLoader(text)
+    if _flow_depth(text) > _MAX_FLOW_DEPTH:
+        raise AuditorError(f"{label}: invalid YAML: lists or mappings nested more than {_MAX_FLOW_DEPTH} deep")
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters before any parsing
+        raise AuditorError(f"{label}: invalid YAML: {str(exc).splitlines()[0]}") from None
     try:
         # One parse: the node tree gives each entry's line, the data is built from it.
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

@@ -33,6 +33,7 @@ from typing import Any
 
 from auditor.datafiles import load_yaml
 from auditor.errors import AuditorError
+from auditor.text import brief
 from policies import PolicyFiles
 
 # --- declared attributes the rules may read ----------------------------------------------
@@ -110,19 +111,19 @@ def normalize_value(spec: AttributeSpec, value: Any) -> Any:
             return bool(value)
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
-        raise ValueError(f"expected true or false, got {value!r}")
+        raise ValueError(f"expected true or false, got {brief(value)}")
     if spec.kind == "int":
         if isinstance(value, bool):
-            raise ValueError(f"expected a whole number, got {value!r}")
+            raise ValueError(f"expected a whole number, got {brief(value)}")
         if isinstance(value, str):
             text = value.strip().replace("_", "").replace(",", "")
             if not text.isdigit():
-                raise ValueError(f"expected a whole number, got {value!r}")
+                raise ValueError(f"expected a whole number, got {brief(value)}")
             value = int(text)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int):
-            raise ValueError(f"expected a whole number, got {value!r}")
+            raise ValueError(f"expected a whole number, got {brief(value)}")
         if spec.minimum is not None and value < spec.minimum:
             raise ValueError(f"{value} is below the minimum {spec.minimum}")
         if spec.maximum is not None and value > spec.maximum:
@@ -134,7 +135,7 @@ def normalize_value(spec: AttributeSpec, value: Any) -> Any:
         if isinstance(value, str):
             value = [v for v in (p.strip() for p in value.split(";")) if v]
         if not isinstance(value, list | tuple):
-            raise ValueError(f"expected a list, got {value!r}")
+            raise ValueError(f"expected a list, got {brief(value)}")
         out: list[str] = []
         for item in value:
             item = _choice(spec, item)
@@ -151,11 +152,11 @@ _FALSE = {"false", "no", "n", "0", "không", "khong", ""}
 def _choice(spec: AttributeSpec, value: Any) -> str:
     if not isinstance(value, str):
         # YAML reads `none` as a string, but `I` / `II` stay strings too; numbers are wrong.
-        raise ValueError(f"expected one of {', '.join(spec.choices)}, got {value!r}")
+        raise ValueError(f"expected one of {', '.join(spec.choices)}, got {brief(value)}")
     for choice in spec.choices:
         if value.strip().lower() == choice.lower():
             return choice
-    raise ValueError(f"{value!r} is not one of {', '.join(spec.choices)}")
+    raise ValueError(f"{brief(value)} is not one of {', '.join(spec.choices)}")
 
 
 def with_defaults(attrs: dict[str, Any]) -> dict[str, Any]:
