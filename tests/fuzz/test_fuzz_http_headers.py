@@ -1,0 +1,128 @@
+"""Fuzz the security-header parsers (HSTS, CSP, Referrer-Policy, version banners), the
+Set-Cookie parser and the landing-page HTML scan with hostile header values and bodies.
+
+Property: each returns its declared type, never raises, and every piece of evidence that can
+reach a terminal is one line.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fuzz_strategies import any_text, assert_one_line, base_urls, mixed, urls
+from hypothesis import example, given
+from hypothesis import strategies as st
+from requests.structures import CaseInsensitiveDict
+
+from checks.http import content, cookies, headers
+from checks.web.net import FetchResult
+
+hsts_values = mixed("max-age", "=", '"', "31536000", "0", "-1", ";", "includeSubDomains", "preload",
+                    " ", "9" * 20, "max-age=", "١٢٣")
+csp_values = mixed("default-src", "script-src", "frame-ancestors", "upgrade-insecure-requests", ";", ",",
+                   " ", "'self'", "'none'", "'unsafe-inline'", "'unsafe-eval'", "'strict-dynamic'",
+                   "'nonce-abc'", "'sha256-x'", "*", "http:", "data:", "https://*")
+referrer_values = mixed("no-referrer", "unsafe-url", "origin", "strict-origin-when-cross-origin",
+                        "never", "always", "default", ",", " ", "NO-REFERRER")
+cookie_lines = mixed("sid", "=", "value", ";", " ", "Secure", "HttpOnly", "SameSite", "=Lax", "=None",
+                     "Max-Age", "=0", "=-1", "=99999999999999999999", "Expires", "=Thu, 01 Jan 1970 00:00:00 GMT",
+                     "=Fri, 31 Dec 9999 23:59:59 GMT", "Path=/", "Domain=.example.com")
+header_names = st.sampled_from(["Strict-Transport-Security", "Content-Security-Policy", "Referrer-Policy",
+                                "X-Frame-Options", "X-Content-Type-Options", "Server", "X-Powered-By",
+                                "X-AspNet-Version", "Content-Security-Policy-Report-Only", "Set-Cookie"])
+
+pytestmark = pytest.mark.filterwarnings("ignore::bs4.MarkupResemblesLocatorWarning")
+
+
+def response(url: str, lines: list[tuple[str, str]], body: bytes = b"", ctype: str = "text/html") -> FetchResult:
+    joined: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    for name, value in lines:
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    joined.setdefault("Content-Type", ctype)
+    return FetchResult(url=url, status=200, headers=joined, raw_headers=lines,
+                       set_cookies=[v for k, v in lines if k == "Set-Cookie"], body=body, truncated=False,
+                       encoding=None, elapsed=0.0)
+
+
+@given(hsts_values)
+@example('max-age="')  # a lone quote is not a quoted empty value
+@example("max-age=" + "9" * 5000)
+def test_parse_hsts(value: str) -> None:
+    max_age, problem = headers.parse_hsts(value)
+    assert (max_age is None) != (problem is None)
+    if max_age is not None:
+        assert isinstance(max_age, int) and max_age >= 0
+    else:
+        assert isinstance(problem, str)
+        assert_one_line(problem)
+
+
+@given(csp_values)
+def test_parse_csp(value: str) -> None:
+    policies = headers.parse_csp(value)
+    assert isinstance(policies, list)
+    for policy in policies:
+        assert policy and all(isinstance(k, str) and k and isinstance(v, list) for k, v in policy.items())
+        issues = headers.script_issues(policy)
+        assert issues is None or isinstance(issues, set)
+    combined = headers.combined_script_issues(policies)
+    assert combined is None or isinstance(combined, set)
+
+
+@given(st.lists(referrer_values, max_size=4), st.lists(referrer_values, max_size=4))
+def test_effective_referrer_policy(header: list[str], meta: list[str]) -> None:
+    policy, source = headers.effective_referrer_policy(header, meta)
+    assert source in ("none", "header", "meta")
+    assert (policy is None) == (source == "none")
+
+
+@given(st.sampled_from(headers.VERSION_HEADERS), mixed("nginx", "/", "1.18.0", "v", ".", "(", ")", "9"))
+def test_discloses_version(name: str, value: str) -> None:
+    assert isinstance(headers.discloses_version(name, value), bool)
+
+
+@given(urls, st.lists(st.tuples(header_names, any_text | csp_values | hsts_values | referrer_values), max_size=8),
+       st.lists(csp_values, max_size=2), st.lists(referrer_values, max_size=2), st.integers(0, 10**9))
+def test_header_verdicts(url: str, lines: list[tuple[str, str]], meta_csp: list[str], meta_ref: list[str],
+                         minimum: int) -> None:
+    final = response(url, lines)
+    hits = [headers.hsts_hit(final, minimum), headers.version_hit([final]), headers.csp_hit(final, meta_csp),
+            headers.clickjacking_hit(final), headers.nosniff_hit(final), headers.referrer_hit(final, meta_ref)]
+    assert isinstance(headers.untested_policies(final, meta_csp, meta_ref), list)
+    for found in hits:
+        if found is not None:
+            assert_one_line(found.evidence)
+            assert len(found.evidence) <= 300
+
+
+@given(cookie_lines, base_urls, st.floats(allow_nan=False, allow_infinity=False) | st.none())
+@example("a=b; Expires=Fri, 31 Dec 99999 23:59:59 GMT", "https://example.com/", None)
+@example("a=b; Max-Age=" + "9" * 5000, "https://example.com/", None)
+def test_parse_set_cookie(line: str, url: str, now: float | None) -> None:
+    cookie = cookies.parse_set_cookie(line, url, now)
+    if cookie is None:
+        return
+    assert isinstance(cookie, cookies.CookieInfo)
+    assert_one_line(cookie.name)
+    assert_one_line(cookie.attributes)
+    assert cookies.CookieInfo.from_dict(cookie.to_dict()).name == cookie.name
+    for found in cookies.cookie_hits([cookie]):
+        assert_one_line(found.evidence)
+
+
+html_bodies = mixed("<meta http-equiv=content-security-policy content=\"", "<meta name=referrer content=",
+                    "<script src=", "<img srcset=", "<link rel=stylesheet href=", "<base href=", "<iframe src=",
+                    "<input type=image src=", "http://", "https://cdn.example/", "//x", "\"", "'", ">", "<",
+                    " integrity=", ", ", " 2x", "<!--", "]]>", "<svg><script src=", "&#0;", "http://[", ":99999",
+                    max_size=40)
+
+
+@given(base_urls, html_bodies, st.sampled_from(["text/html", "", "application/xhtml+xml"]))
+@example("https://example.com/", "<script src='http://[::1'>", "text/html")
+def test_scan_html(url: str, body: str, ctype: str) -> None:
+    result = response(url, [], body.encode("utf-8", "surrogatepass"), ctype)
+    page = content.scan_html(result)
+    assert isinstance(page, content.PageScan)
+    assert page.mixed_total == len(page.mixed) and page.sri_total == len(page.sri_missing)
+    for found in (content.mixed_content_hit(url, page, False), content.sri_hit(url, page)):
+        if found is not None:
+            assert_one_line(found.evidence)
