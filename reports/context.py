@@ -115,7 +115,7 @@ class ReportData:
     criteria: list[RuleCheck] = field(default_factory=list)
     grade: str | None = None
     score: int | None = None
-    # Sites whose grade lacks a requested check (their grade is shown marked incomplete).
+    # "url (checks)" of each site whose grade lacks a requested check (shown marked incomplete).
     incomplete_sites: list[str] = field(default_factory=list)
     severity_counts: dict[str, int] = field(default_factory=dict)
     check_counts: dict[str, int] = field(default_factory=dict)
@@ -191,7 +191,7 @@ def _aggregate(data: ReportData, t: Messages) -> None:
             worst = (rank, v.scan.grade, v.scan.score)
     if worst is not None:
         data.grade, data.score = worst[1], worst[2]
-    data.incomplete_sites = [v.url for v in data.sites if v.incomplete]
+    data.incomplete_sites = [f"{v.url} ({', '.join(v.incomplete)})" for v in data.sites if v.incomplete]
     data.severity_counts = sev
     data.check_counts = dict(sorted(by_check.items(), key=lambda kv: (-kv[1], kv[0])))
     data.charts["severity"] = bar_chart([Bar(t(f"severity.{s}"), sev[s], SEVERITY_COLOURS[s]) for s in SEVERITIES])
