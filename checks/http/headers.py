@@ -71,7 +71,7 @@ def parse_hsts(value: str) -> tuple[int | None, str | None]:
         name, _, raw = part.partition("=")
         name = name.strip().lower()
         if name in seen:
-            return None, f"directive {name} repeated"
+            return None, f"directive {clip(name, 100)} repeated"  # a site's bytes: one short line
         seen[name] = raw.strip()
     if "max-age" not in seen:
         return None, "no max-age directive"

@@ -44,6 +44,7 @@ def response(url: str, lines: list[tuple[str, str]], body: bytes = b"", ctype: s
 
 
 @given(hsts_values)
+@example("\x1b;\x1b")  # the repeated directive's name is shown: one line, no escape codes
 @example('max-age="')  # a lone quote is not a quoted empty value
 @example("max-age=" + "9" * 5000)
 def test_parse_hsts(value: str) -> None:
