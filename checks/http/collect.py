@@ -13,6 +13,7 @@ here judges anything; :class:`Collection` hands the material to the analysis and
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -36,6 +37,10 @@ from checks.http.evidence import (
 from checks.web.net import FetchError, FetchResult, StopReason, follow, make_session
 
 PLAIN_MAX_BYTES = 65_536
+# The admin-path probe may take at most this many per-operation timeouts (and never more than
+# its own ``http.admin_max_seconds``): with the two fetch chains (each bounded by
+# checks.web.net.CHAIN_BUDGET_FACTOR timeouts) the whole check stays within 8 T.
+ADMIN_BUDGET_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
@@ -120,8 +125,17 @@ def collect(target: Target, ctx: CheckContext, params: Params) -> Collection:
         return Collection(plain, https, _https_only(chain), final, stop)
     page = scan_html(final)
     with make_session(ctx, target) as session:
-        admin = probe_admin(session, target, ctx)
+        admin = probe_admin(session, target, _admin_context(ctx))
     return Collection(plain, https, _https_only(chain), final, None, page, admin)
+
+
+def _admin_context(ctx: CheckContext) -> CheckContext:
+    """``ctx`` with the admin probe's budget cut to ``ADMIN_BUDGET_FACTOR`` timeouts (the probe
+    names its ``http.admin_max_seconds`` budget when it runs out, so that is what is cut)."""
+    budget = min(float(ctx.param("http.admin_max_seconds", 30)), ADMIN_BUDGET_FACTOR * ctx.bounded_timeout())
+    sub = ctx.with_deadline(time.monotonic() + budget)
+    sub.params = {**ctx.params, "http.admin_max_seconds": round(budget, 1)}
+    return sub
 
 
 def probe_plain_http(

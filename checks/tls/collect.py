@@ -55,7 +55,11 @@ warnings.filterwarnings(
 _DEADLINE_MARGIN_S = 0.3
 _PER_SERVER_CONNECTIONS = 5
 _NETWORK_RETRIES = 2
-_PREPROBE_MAX_TIMEOUT_S = 4.0
+# The time bound of one TLS check, in per-operation timeouts T (``--timeout``): the preprobe
+# takes at most 2 T (two ClientHellos, each answered within T), sslyze at most
+# SSLYZE_BUDGET_FACTOR T after it; whatever sslyze has not finished by then is "could not
+# test". The whole check: at most (2 + SSLYZE_BUDGET_FACTOR) T + about a second.
+SSLYZE_BUDGET_FACTOR = 6.0
 
 _MAIN_COMMANDS = (
     "ssl_2_0_cipher_suites",
@@ -100,15 +104,21 @@ def collect(target: AuditTarget, ctx: CheckContext) -> TLSEvidence:
         target=Target(host=target.host, port=target.port, address=target.address, sni=sni),
         started_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     )
-    pre = preprobe(
-        target.address, target.port, sni, timeout=min(ctx.bounded_timeout(), _PREPROBE_MAX_TIMEOUT_S)
-    )
-    settled = _settled_by_preprobe(pre)
+    timeout = ctx.bounded_timeout()
+    pre = preprobe(target.address, target.port, sni, timeout=timeout)
+    if pre.result == "silent" and ctx.remaining() > 1.0:  # a hang on one hello's size: try another
+        pre = preprobe(target.address, target.port, sni, timeout=ctx.bounded_timeout(), legacy=True)
+    settled = _settled_by_preprobe(pre, timeout)
     if settled is not None:
         return replace(base, preprobe=pre, connectivity=settled, timings={"total_s": _since(started)})
 
     store, store_error = _custom_store(ctx.ca_file)
-    scan = _scan(target, ctx, sni, store, want_certificate=store_error is None, started=started)
+    budget = SSLYZE_BUDGET_FACTOR * ctx.bounded_timeout()
+    scan_ctx = ctx.with_deadline(time.monotonic() + budget)
+    bound = "site deadline"
+    if scan_ctx.deadline < ctx.deadline:
+        bound = f"TLS time bound ({budget:g} s for sslyze: {SSLYZE_BUDGET_FACTOR:g} x timeout)"
+    scan = _scan(target, scan_ctx, sni, store, want_certificate=store_error is None, started=started, bound=bound)
     connectivity = _connectivity_from(scan)
     errors = {"certificate_info": store_error} if store_error else {}
     if scan.failure:
@@ -133,12 +143,20 @@ def _since(started: float) -> float:
     return round(time.monotonic() - started, 3)
 
 
-def _settled_by_preprobe(pre: Preprobe) -> Connectivity | None:
-    """The connectivity when the preprobe alone is conclusive (plain text, or no TCP)."""
+def _settled_by_preprobe(pre: Preprobe, timeout: float) -> Connectivity | None:
+    """The connectivity when the preprobe alone is conclusive (plain text, no TCP, or a
+    server that answered neither of two ClientHellos within the timeout: sslyze would only
+    wait for it again, once per protocol version and retry, and could not test anything)."""
     if pre.result == "plaintext":
         return Connectivity(status="no_tls", error=f"the port answered in plain text: {pre.first_line!r}")
     if pre.result == "unreachable":
         return Connectivity(status="unreachable", error=pre.error)
+    if pre.result == "silent":
+        return Connectivity(
+            status="unknown",
+            error=f"no ServerHello within {timeout:g} s: the server accepted TCP connections "
+            "but answered none of two ClientHellos",
+        )
     return None
 
 
@@ -155,13 +173,15 @@ def _custom_store(ca_file: str | None) -> tuple[Store | None, str | None]:
 # --------------------------------------------------------------------------- preprobe
 
 
-def preprobe(address: str, port: int, sni: str, *, timeout: float) -> Preprobe:
+def preprobe(address: str, port: int, sni: str, *, timeout: float, legacy: bool = False) -> Preprobe:
     """Send one TLS ClientHello and classify the first bytes that come back.
 
     Results: "tls" (a TLS or SSL 2.0 record), "plaintext" (anything else: the port speaks
     another protocol), "closed" (connection closed without a byte), "silent" (nothing within
     the timeout, even after a CRLF nudge), "unreachable" (TCP connect refused / timed out).
-    Only "plaintext" and "unreachable" are conclusive; the rest is left to sslyze.
+    "plaintext" and "unreachable" are conclusive; "silent" is when a ``legacy`` probe (a
+    TLS 1.2 ClientHello, another size and shape) is silent too; the rest is left to sslyze.
+    The probe takes at most ``timeout`` after the TCP connect (itself bounded by it).
     """
     started = time.monotonic()
     try:
@@ -174,7 +194,7 @@ def preprobe(address: str, port: int, sni: str, *, timeout: float) -> Preprobe:
         return Preprobe(result="unreachable", error=exc.strerror or str(exc))
     try:
         with sock:
-            data, answered = _exchange_hello(sock, _client_hello(sni), timeout, started)
+            data, answered = _exchange_hello(sock, _client_hello(sni, legacy=legacy), timeout, started)
     except OSError as exc:  # reset while talking: inconclusive, sslyze decides
         return Preprobe(result="closed", error=exc.strerror or str(exc))
     elapsed = _since(started)
@@ -188,11 +208,14 @@ def preprobe(address: str, port: int, sni: str, *, timeout: float) -> Preprobe:
     return Preprobe(result="plaintext", first_line=shown, elapsed_s=elapsed)
 
 
-def _client_hello(sni: str) -> bytes:
-    """The bytes of a ClientHello from Python's own ssl module (no socket involved)."""
+def _client_hello(sni: str, *, legacy: bool = False) -> bytes:
+    """The bytes of a ClientHello from Python's own ssl module (no socket involved);
+    ``legacy``: offering TLS 1.2 at most (no TLS 1.3 key shares: a much shorter hello)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    if legacy:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     tls = ctx.wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname=_sni_or_none(sni))
     with contextlib.suppress(ssl.SSLWantReadError):
         tls.do_handshake()
@@ -279,8 +302,10 @@ def _scan(
     *,
     want_certificate: bool,
     started: float,
+    bound: str = "site deadline",
 ) -> _ScanRun:
-    """Queue the two scan requests on one scanner and wait for them within the deadline."""
+    """Queue the two scan requests on one scanner and wait for them until ``ctx.deadline``
+    (named ``bound`` in the failure)."""
     from sslyze import Scanner
 
     main, robot = _scan_requests(target, ctx, sni, store, want_certificate=want_certificate)
@@ -292,7 +317,7 @@ def _scan(
     )
     scanner.queue_scans([main, robot])
     labels = {main.uuid: "scan_s", robot.uuid: "robot_s"}
-    results, failure, timings = _wait_for_results(scanner, labels, ctx, started)
+    results, failure, timings = _wait_for_results(scanner, labels, ctx, started, bound)
     return _ScanRun(main, robot, observer, results, failure, timings)
 
 
@@ -339,7 +364,7 @@ _DONE = object()
 
 
 def _wait_for_results(
-    scanner: Any, labels: dict[Any, str], ctx: CheckContext, started: float
+    scanner: Any, labels: dict[Any, str], ctx: CheckContext, started: float, bound: str = "site deadline"
 ) -> tuple[dict[Any, Any], str | None, dict[str, float]]:
     """Drain ``scanner.get_results()`` from a daemon thread until done or the deadline.
 
@@ -363,7 +388,7 @@ def _wait_for_results(
     while len(results) < len(labels):
         remaining = ctx.remaining() - _DEADLINE_MARGIN_S
         if remaining <= 0:
-            failure = f"site deadline reached after {time.monotonic() - started:.1f} s; TLS scan incomplete"
+            failure = f"{bound} reached after {time.monotonic() - started:.1f} s; TLS scan incomplete"
             return results, failure, timings
         try:
             item = q.get(timeout=min(remaining, 1.0))
@@ -401,11 +426,12 @@ def _connectivity_from(scan: _ScanRun) -> Connectivity:
 
 
 def _classify_connectivity_error(exc: Exception) -> tuple[str, str]:
-    """("unreachable" | "no_tls" | "sslv2_only" | "probe_error", human text)."""
+    """("unreachable" | "no_tls" | "sslv2_only" | "probe_error" | "unknown", human text)."""
     from sslyze.errors import (
         ConnectionToServerTimedOut,
         ServerRejectedConnection,
         TlsHandshakeFailed,
+        TlsHandshakeTimedOut,
     )
 
     message = str(getattr(exc, "error_message", "") or exc)
@@ -413,6 +439,9 @@ def _classify_connectivity_error(exc: Exception) -> tuple[str, str]:
         return "unreachable", "connection refused"
     if isinstance(exc, ConnectionToServerTimedOut):
         return "unreachable", "connection timed out"
+    if isinstance(exc, TlsHandshakeTimedOut):
+        # Silence is not a refusal: nothing could be tested, "TLS not offered" would be a guess.
+        return "unknown", f"no ServerHello within the timeout ({message})"
     if isinstance(exc, TlsHandshakeFailed):
         if "SSL 2.0" in message:
             return "sslv2_only", message

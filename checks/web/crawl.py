@@ -41,6 +41,10 @@ MAX_REDIRECTS = 10
 MAX_LINKS_PER_PAGE = 5000
 MAX_RESOURCES_PER_PAGE = 5000
 MAX_EXTRA_PAGES = 5  # pages fetched on request after the crawl (linked policy pages)
+# The whole crawl may take at most this many per-operation timeouts (each page's redirect chain
+# at most checks.web.net.CHAIN_BUDGET_FACTOR of them): a site whose every page trickles
+# cannot hold the crawl for pages x chain budget.
+CRAWL_BUDGET_FACTOR = 10.0
 _INLINE_SCRIPT_BYTES = 200_000
 _NOT_PAGES = re.compile(
     r"\.(?:pdf|docx?|xlsx?|pptx?|odt|ods|rtf|zip|rar|7z|gz|tgz|bz2|xz|tar|jpe?g|png|gif|svg|webp|bmp|ico|"
@@ -518,7 +522,9 @@ def crawl_site(target: Target, ctx: CheckContext) -> Crawl:
     started = time.monotonic()
     # Leave the checks time to report: stop fetching a little before the site deadline.
     reserve = min(10.0, 0.1 * ctx.remaining())
-    cctx = ctx.with_deadline(ctx.deadline - reserve)
+    budget = CRAWL_BUDGET_FACTOR * ctx.bounded_timeout()
+    cctx = ctx.with_deadline(min(ctx.deadline - reserve, started + budget))
+    bounded_by_timeout = started + budget < ctx.deadline - reserve
     allowed = frozenset({("https", target.host, target.port), ("http", target.host, target.http_port)})
     crawl = Crawl(start_url=target.url, host=target.host, bounds=bounds, allowed_origins=allowed)
     fetcher = _Fetcher(cctx, target, bounds)
@@ -527,6 +533,8 @@ def crawl_site(target: Target, ctx: CheckContext) -> Crawl:
         _walk(crawl, fetcher, target, cctx)
     finally:
         fetcher.close()  # keep-alive connections are not left open for the rest of the scan
+    if crawl.stopped == _DEADLINE_STOP and bounded_by_timeout:
+        crawl.stopped = f"crawl time bound spent ({budget:g} s: {CRAWL_BUDGET_FACTOR:g} x timeout)"
     crawl.elapsed = time.monotonic() - started
     return crawl
 
@@ -547,7 +555,7 @@ def _walk(crawl: Crawl, fetcher: _Fetcher, target: Target, cctx: CheckContext) -
             crawl.stopped = f"page limit ({bounds.pages}) reached"
             break
         if cctx.remaining() <= 0:
-            crawl.stopped = "site time budget spent"
+            crawl.stopped = _DEADLINE_STOP
             break
         url, depth = queue.popleft()
         page = fetcher.fetch_page(url, depth=depth, crawl=crawl)
@@ -595,6 +603,9 @@ def _walk(crawl: Crawl, fetcher: _Fetcher, target: Target, cctx: CheckContext) -
                 continue
             seen.add(key)
             queue.append((link, depth + 1))
+
+
+_DEADLINE_STOP = "site time budget spent"
 
 
 def shared_crawl(target: Target, ctx: CheckContext) -> Crawl:

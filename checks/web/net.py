@@ -82,6 +82,9 @@ _SNIFF_BYTES = 4096
 # A fetch may take at most this many per-operation timeouts from first byte sent to last byte
 # read, unless the caller gives max_seconds.
 _FETCH_BUDGET_FACTOR = 3.0
+# A whole redirect chain (every hop, bodies included) may take at most this many per-operation
+# timeouts, unless the caller gives max_seconds: slow hops cannot add up to hop-limit times T.
+CHAIN_BUDGET_FACTOR = 2.0
 
 # WHATWG Encoding: these labels all mean windows-1252 in browsers.
 _WINDOWS_1252_LABELS = frozenset(
@@ -247,39 +250,48 @@ class _Watch:
     """Shuts down the sockets a fetch uses once its time budget is spent.
 
     Socket timeouts bound each read, not a whole exchange: a server may send one byte every
-    few seconds forever. The connections a fetch touches register here (through a context
+    few seconds forever. The sockets a fetch touches register here (through a context
     variable, so only the current thread's fetch sees them) and a timer shuts them down,
-    which makes the blocked read return at once.
+    which makes the blocked read return at once. Sockets, not connections, are kept: for a
+    ``Connection: close`` response http.client detaches the socket from its connection and
+    only the response still reads from it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
         self._lock = threading.Lock()
-        self._conns: list[HTTPConnection] = []
+        self._socks: list[socket.socket] = []
         self.fired = False
         self.done = False
 
-    def add(self, conn: HTTPConnection) -> None:
+    def add(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
         with self._lock:
-            if conn not in self._conns:
-                self._conns.append(conn)
+            if self.done or any(s is sock for s in self._socks):
+                return
+            self._socks.append(sock)
+            if self.fired:  # connected after the budget was spent: no read may start
+                _shutdown(sock)
 
     def fire(self) -> None:
         with self._lock:
             if self.done:
                 return
             self.fired = True
-            for conn in self._conns:
-                sock = getattr(conn, "sock", None)
-                if sock is None:
-                    continue
-                # The base-class method acts on the descriptor and leaves the SSL object in
-                # place for the reading thread to fail on cleanly.
-                with contextlib.suppress(OSError, ValueError):
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            for sock in self._socks:
+                _shutdown(sock)
 
     def finish(self) -> None:
         with self._lock:
             self.done = True
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # The base-class method acts on the descriptor and leaves the SSL object in place for
+    # the reading thread to fail on cleanly.
+    with contextlib.suppress(OSError, ValueError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 _CURRENT_WATCH: contextvars.ContextVar[_Watch | None] = contextvars.ContextVar(
@@ -290,7 +302,7 @@ _CURRENT_WATCH: contextvars.ContextVar[_Watch | None] = contextvars.ContextVar(
 def _register(conn: HTTPConnection) -> None:
     watch = _CURRENT_WATCH.get()
     if watch is not None:
-        watch.add(conn)
+        watch.add(getattr(conn, "sock", None))
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,8 +335,8 @@ class _PinnedConnectionMixin:
             raise NewConnectionError(conn, f"failed to connect to {conn.host} ({address}): {exc}") from exc
 
     def connect(self) -> None:
-        _register(self)  # type: ignore[arg-type]
         super().connect()  # type: ignore[misc]
+        _register(self)  # type: ignore[arg-type]  # the socket exists (TLS-wrapped) only now
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _register(self)  # type: ignore[arg-type]
@@ -527,7 +539,11 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def _classify(exc: BaseException, url: str, timeout: float, watch: _Watch | None) -> FetchError:
     host = urlsplit(url).hostname or url
     if watch is not None and watch.fired:
-        return FetchError(f"no complete response from {host} within the time budget", kind="timeout", url=url)
+        return FetchError(
+            f"no complete response from {host} within {watch.budget:g} s (the fetch time bound)",
+            kind="timeout",
+            url=url,
+        )
     chain = list(_causes(exc))
     for cause in chain:
         if isinstance(cause, TargetError):
@@ -589,7 +605,7 @@ def fetch(
         raise FetchError(f"site time budget exhausted before fetching {url}", kind="deadline", url=url)
     timeout = ctx.bounded_timeout()
     budget = min(ctx.remaining(), max_seconds if max_seconds is not None else _FETCH_BUDGET_FACTOR * timeout)
-    watch = _Watch()
+    watch = _Watch(round(max(0.1, budget), 1))
     timer = threading.Timer(max(0.1, budget), watch.fire)
     timer.daemon = True
     token = _CURRENT_WATCH.set(watch)
@@ -648,17 +664,17 @@ def _read_body(
             # Reading one more byte to learn whether the body went on would break the cap.
             return b"".join(parts)[:max_bytes], not _at_eof(raw), None
         if time.monotonic() >= ctx.deadline:
-            return b"".join(parts), True, "site deadline reached while reading the body"
+            return b"".join(parts), True, "time budget (fetch bound or site deadline) spent while reading the body"
         try:
             # read1 returns what one socket read yields, so the deadline check above runs often.
             chunk = raw.read1(min(_READ_CHUNK, max_bytes - size), decode_content=True)
         except Exception as exc:
             if watch.fired:
-                return b"".join(parts), True, "time budget spent while reading the body"
+                return b"".join(parts), True, f"time budget of {watch.budget:g} s spent while reading the body"
             return b"".join(parts), True, one_line(f"body read failed: {type(exc).__name__}: {exc}")
         if not chunk:
             if watch.fired:
-                return b"".join(parts), True, "time budget spent while reading the body"
+                return b"".join(parts), True, f"time budget of {watch.budget:g} s spent while reading the body"
             return b"".join(parts), False, None
         parts.append(chunk)
         size += len(chunk)
@@ -708,8 +724,16 @@ def follow(
     same_site_only: bool = True,
     allowed_hosts: set[str],
     schemes: frozenset[str] = frozenset({"http", "https"}),
+    max_seconds: float | None = None,
 ) -> tuple[list[FetchResult], StopReason | None]:
-    """Fetch ``url`` and follow its redirects by hand.
+    """Fetch ``url`` and follow its redirects by hand, all within one time budget.
+
+    The budget (``max_seconds``, default :data:`CHAIN_BUDGET_FACTOR` times the per-operation
+    timeout, never past the site deadline) is a deadline for the whole chain: every hop's
+    fetch is cut to what is left of it, so neither a slow server nor a long chain of slow
+    redirects can stretch it. A chain that runs out of it raises :class:`FetchError`
+    (``kind="timeout"``) unless its last response is already in (a body cut short by the
+    budget gives ``truncated=True`` with a ``body_error``).
 
     Returns the chain of responses and why it stopped: None when the last response is not a
     redirect, else a :class:`StopReason` — ``offsite`` (host not in ``allowed_hosts`` while
@@ -721,13 +745,15 @@ def follow(
     received before it.
     """
     allowed = {normalize_host(h) for h in allowed_hosts}
+    budget = max_seconds if max_seconds is not None else CHAIN_BUDGET_FACTOR * ctx.bounded_timeout()
+    chain_ctx = ctx.with_deadline(time.monotonic() + budget)
     chain: list[FetchResult] = []
     seen: set[tuple[str, tuple[tuple[str, str, str, str], ...]]] = set()
     current = url
     while True:
         seen.add((current, _cookie_state(session)))
         try:
-            result = fetch(session, current, ctx=ctx, max_bytes=max_bytes)
+            result = _chain_fetch(session, current, chain_ctx, ctx, max_bytes, budget, len(chain))
         except FetchError as exc:
             exc.chain = chain
             raise
@@ -754,6 +780,37 @@ def follow(
         if (nxt, _cookie_state(session)) in seen:
             return chain, StopReason(f"redirect loop: {one_line(nxt, 200)} visited again", "loop", nxt)
         current = nxt
+
+
+def _chain_fetch(
+    session: requests.Session,
+    url: str,
+    chain_ctx: CheckContext,
+    ctx: CheckContext,
+    max_bytes: int,
+    budget: float,
+    hops: int,
+) -> FetchResult:
+    """One hop of :func:`follow`, within what is left of the chain's budget; a hop cut short
+    by that budget says so (the budget of the chain, not what was left of it for the hop)."""
+
+    def chain_bound() -> FetchError:
+        host = urlsplit(url).hostname or url
+        after = f" after {hops} redirect{'s' if hops != 1 else ''}" if hops else ""
+        return FetchError(
+            f"no final response from {host} within {budget:g} s{after} (the fetch time bound)",
+            kind="timeout",
+            url=url,
+        )
+
+    if ctx.remaining() > 0 and chain_ctx.remaining() <= 0:
+        raise chain_bound()
+    try:
+        return fetch(session, url, ctx=chain_ctx, max_bytes=max_bytes)
+    except FetchError as exc:
+        if hops and exc.kind in ("timeout", "deadline") and chain_ctx.remaining() <= 0 < ctx.remaining():
+            raise chain_bound() from None
+        raise
 
 
 def chain_evidence(chain: list[FetchResult], limit: int = 1024) -> list[dict[str, Any]]:
