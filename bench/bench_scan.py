@@ -17,7 +17,10 @@ children it reaped, from ``os.wait4``) and the child's peak resident memory.
 Last, ``--dead`` targets that nothing answers (IP literals on 127.0.16.1 upwards: most refuse
 at once, ``--blackholes`` of them sit behind a listener whose accept queue is full, so SYNs
 are dropped and connects time out after ``--dead-timeout``) are scanned as one list with the
-full audit, for peak memory. Lab servers and proxies run in this process, so their CPU is not
+full audit, for peak memory. With ``--py-spy DIR`` (``pip install py-spy``) every auditor run
+is sampled by ``py-spy record --subprocesses`` into DIR as collapsed stacks, and the functions
+with the most on-CPU samples of their own are printed after its
+figures: what bounds the rate. Profiling slows the runs it samples. Lab servers and proxies run in this process, so their CPU is not
 counted against the scanners. Nothing leaves 127.0.0.0/8.
 """
 
@@ -28,6 +31,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -96,7 +100,14 @@ def auditor_row(name: str, targets: list[str], resolve: list[str], ca_file: Path
     for r in resolve:
         cmd += ["--resolve", r]
     out = tmp / f"{listfile.stem}.out"
+    profile = None
+    if args.py_spy is not None:
+        profile = args.py_spy / f"{len(list(args.py_spy.glob('*.txt'))):02d}-{listfile.stem}.txt"
+        cmd = ["py-spy", "record", "--subprocesses", "--format", "raw", "--rate", "20",
+               "-o", str(profile), "--", *cmd]
     wall, cpu, rss, code = run_measured(cmd, dict(os.environ, AUDITOR_NO_DNS="1"), out)
+    if profile is not None:
+        print_hot_functions(name, profile)
     results = _results(out)
     done = sum(1 for r in results if (r.get("grade") if ca_file is not None else True))
     return Row(name, wall, cpu, rss, code, done, len(targets))
@@ -117,6 +128,28 @@ def sslyze_row(lab: Any, tmp: Path, rtt: int) -> Row:
         doc = json.loads(sjson.read_text())
         completed = sum(1 for r in doc.get("server_scan_results", []) if r.get("scan_status") == "COMPLETED")
     return Row("sslyze CLI (same commands)", wall, cpu, rss, code, completed, len(targets))
+
+
+IDLE = ("wait (threading.py", "select (selectors.py", "_worker (concurrent", "sleep", "acquire", "poll")
+
+
+def print_hot_functions(name: str, profile: Path, top: int = 12) -> None:
+    """Functions by samples in which they were the innermost frame (collapsed stacks),
+    leaving out waiting and sleeping: where the CPU of an auditor run went."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in profile.read_text(errors="replace").splitlines() if profile.exists() else []:
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        total += int(count)
+        if not any(word in leaf for word in IDLE):
+            own[leaf] = own.get(leaf, 0) + int(count)
+    busy = sum(own.values())
+    print(f"  py-spy, {name}: {busy} of {total} samples busy; top functions by own samples ({profile.name}):")
+    for leaf, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {100 * count / max(1, busy):5.1f}%  {leaf[:110]}")
 
 
 def lab_specs(count: int, which: str) -> list[Any]:
@@ -207,8 +240,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--blackholes", type=int, default=100, help="of the dead targets, how many never answer")
     ap.add_argument("--dead-timeout", type=float, default=2.0, help="--timeout of the dead-list scan")
     ap.add_argument("--first-address", default="127.0.6.10")
+    ap.add_argument("--py-spy", type=Path, metavar="DIR", help="profile each auditor run with py-spy into DIR")
     ap.add_argument("--skip-sslyze", action="store_true", help="do not run sslyze's CLI for comparison")
     args = ap.parse_args()
+    if args.py_spy is not None:
+        if shutil.which("py-spy") is None:
+            ap.error("--py-spy: py-spy is not installed (pip install py-spy)")
+        args.py_spy.mkdir(parents=True, exist_ok=True)
     try:
         args.rtts = [int(x) for x in args.rtt_ms.split(",") if x.strip()]
     except ValueError:

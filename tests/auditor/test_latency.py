@@ -29,7 +29,7 @@ FLAWED = "no-tls1-3"
 @pytest.fixture(scope="module")
 def slow_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = Lab(tmp_path_factory.mktemp("slowlab"), [GOOD_SITE], first_address="127.0.12.10",
-              latency_ms=DELAY_MS, jitter_ms=5, proxy_first_address="127.0.13.10")
+              latency_ms=DELAY_MS, proxy_first_address="127.0.13.10")
     with lab:
         yield lab
 
@@ -82,6 +82,14 @@ def test_https_get_is_slower_through_the_proxy(slow_lab: Lab) -> None:
     status, proxied = _get(slow_lab, site, site.address)
     assert status == 200
     assert 0.4 <= proxied < 0.8, proxied
+
+
+def test_jitter_stays_within_its_bounds() -> None:
+    proxy = LatencyProxy([], delay_ms=10, jitter_ms=5, seed=7)
+    delays = [proxy._sample_delay() for _ in range(2000)]
+    assert 0.005 <= min(delays) < 0.006 and 0.014 < max(delays) <= 0.015
+    clamped = LatencyProxy([], delay_ms=2, jitter_ms=5, seed=7)
+    assert min(clamped._sample_delay() for _ in range(200)) == 0.0  # never negative
 
 
 def test_closed_port_stays_closed_behind_the_proxy(tmp_path_factory: pytest.TempPathFactory) -> None:
