@@ -183,3 +183,21 @@ def test_reaper_probes_owners_on_this_host_and_ages_out_the_rest(db_url: str) ->
         assert storage.reap_dead_scans(session) == []  # a second look finds nothing more
     assert status["live"] == status["other-host-young"] == "running"
     assert status["dead-pid"] == status["no-owner-old"] == "interrupted"
+
+
+def test_ctrl_c_marks_the_scans_under_way_interrupted_at_once(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """SIGINT (Ctrl-C) is not a crash: the scans under way are marked before the process exits."""
+    db, listfile = tmp_path / "int.db", tmp_path / "sites.txt"
+    listfile.write_text("\n".join(s.url for s in lab.sites[:SITES]) + "\n")
+    env = dict(os.environ, AUDITOR_DB=str(db), AUDITOR_NO_DNS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", *_scan_args(lab, listfile, db, "--concurrency", "2")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not _statuses(db).get("running"):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "interrupted" in err, err
+    with sqlite3.connect(db) as conn:
+        reasons = [e for (e,) in conn.execute("SELECT error FROM scan WHERE status = 'interrupted'")]
+    assert reasons and all("KeyboardInterrupt" in e for e in reasons), reasons
