@@ -202,7 +202,7 @@ def parse_target(text: str) -> tuple[str, str, int, str, int]:
         raise TargetError("empty target")
     if len(raw) > _MAX_TARGET_LEN:
         raise TargetError("target longer than 2048 characters")
-    if any(c.isspace() or ord(c) < 32 for c in raw):
+    if any(c.isspace() or ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in raw):  # C0, DEL, C1 (CSI...)
         raise TargetError(f"target {raw!r} contains white space or control characters")
     if "://" not in raw:
         raw = "https://" + raw

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from auditor.errors import AuditorError, TargetError
 from auditor.targets import normalize_host
@@ -47,6 +47,8 @@ _LOCAL_NAMES = frozenset({
     "ip6-localnet", "ip6-mcastprefix", "ip6-allnodes", "ip6-allrouters", "ip6-allhosts", "0.0.0.0",
 })
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{1,63}$")
+# C0, DEL and C1 controls: percent-encoded in a normalised URL, as browsers do.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ADBLOCK_RE = re.compile(r"^\|\|([^/^$|*]+)\^?(?:\$.*)?$")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -144,7 +146,8 @@ def normalize_url(text: str) -> str | None:
             host = f"[{host}]"
     default = {"http": 80, "https": 443, "ftp": 21}.get(scheme)
     netloc = host if port is None or port == default else f"{host}:{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    return _CONTROL_RE.sub(lambda m: quote(m.group()), url)  # one line, whatever a feed or site sent
 
 
 def _network(text: str) -> IPNetwork | None:

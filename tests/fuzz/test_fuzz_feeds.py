@@ -60,6 +60,7 @@ def test_normalize_domain(text: str) -> None:
 @example("http://[::1")
 @example("http://example.com:99999/")
 @example("http://xn--/")
+@example("http://example.com/\x1b[31m\x9b")  # controls are percent-encoded, as browsers do
 def test_normalize_url(text: str) -> None:
     value = normalize_url(text)
     if value is not None:

@@ -58,6 +58,7 @@ def test_normalize_host(host: str) -> None:
 @example("https://example.com:0/")
 @example("https://xn--/")
 @example("http://user@example.com/")
+@example("https://example.com/\x7f\x9b[2J")  # DEL and C1 (CSI) are refused like C0 controls
 def test_parse_target(text: str) -> None:
     try:
         url, host, port, path, http_port = parse_target(text)
