@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from bs4 import BeautifulSoup
 from bs4.element import Tag
@@ -36,6 +36,7 @@ _LOAD_ATTRS: dict[str, tuple[str, ...]] = {
 _WANTED_TAGS = [*_LOAD_ATTRS, "link", "input", "meta"]
 _LOADING_LINK_RELS = frozenset({"stylesheet", "preload", "modulepreload"})
 _URL_STRIP_RE = re.compile(r"[\t\n\r]")
+_URL_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # percent-encoded, as browsers do
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def _absolute(base: str, value: str) -> str | None:
         urlsplit(absolute).port  # noqa: B018 - validates the port
     except ValueError:
         return None
-    return absolute
+    return _URL_CONTROL_RE.sub(lambda m: quote(m.group()), absolute)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, Tag
 
@@ -61,6 +61,8 @@ _LOADING_RELS = frozenset({
     "manifest", "preconnect", "mask-icon",
 })
 _SCRIPT_URL_RE = re.compile(r"""(?:https?:)?//(?:[a-z0-9-]+\.)+[a-z]{2,63}(?::\d{1,5})?(?:/[^\s'"`<>()\\]*)?""", re.I)
+# C0/DEL/C1 controls left in a URL (ESC, CSI...): percent-encoded, as a browser's URL parser does.
+_URL_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CSS_URL_RE = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])([^'"\s)]+)""", re.I)
 
 
@@ -350,7 +352,7 @@ def absolute(base: str, ref: str) -> str | None:
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
-    return url.split("#", 1)[0]
+    return _URL_CONTROL_RE.sub(lambda m: quote(m.group()), url.split("#", 1)[0])
 
 
 # --------------------------------------------------------------------------------------------

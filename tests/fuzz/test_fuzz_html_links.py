@@ -38,11 +38,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::bs4.MarkupResemblesLocatorWarni
 @example("https://example.com/", "http://[::1")
 @example("https://example.com/", "https://example.com:99999/")
 @example("http://[", "/x")
+@example("https://example.com/", "/a\x1b[2J\x9b")  # controls are percent-encoded, as browsers do
 def test_absolute(base: str, ref: str) -> None:
     url = crawl.absolute(base, ref)
     if url is not None:
         assert urlsplit(url).scheme in ("http", "https")
         assert "#" not in url
+        assert_one_line(url)
 
 
 @given(urls)

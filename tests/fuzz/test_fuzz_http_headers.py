@@ -119,11 +119,14 @@ html_bodies = mixed("<meta http-equiv=content-security-policy content=\"", "<met
 
 @given(base_urls, html_bodies, st.sampled_from(["text/html", "", "application/xhtml+xml"]))
 @example("https://example.com/", "<script src='http://[::1'>", "text/html")
+@example("https://example.com/", "<script src='http://cdn.example/\x1b[2J'>", "text/html")
 def test_scan_html(url: str, body: str, ctype: str) -> None:
     result = response(url, [], body.encode("utf-8", "surrogatepass"), ctype)
     page = content.scan_html(result)
     assert isinstance(page, content.PageScan)
     assert page.mixed_total == len(page.mixed) and page.sri_total == len(page.sri_missing)
+    for found_url in [*(m.url for m in page.mixed), *page.sri_missing]:
+        assert_one_line(found_url)
     for found in (content.mixed_content_hit(url, page, False), content.sri_hit(url, page)):
         if found is not None:
             assert_one_line(found.evidence)
