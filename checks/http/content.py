@@ -150,7 +150,10 @@ def _absolute(base: str, value: str) -> str | None:
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "https://[" does not even split
+        return "", "", None
     scheme = parts.scheme.lower()
     try:
         port = parts.port

@@ -387,7 +387,7 @@ def read_page(page: CrawledPage, text: str) -> None:
                 base = candidate
         page.base_url = base
         title = soup.find("title")
-        page.title = " ".join(title.get_text(" ").split())[:300] if isinstance(title, Tag) else ""
+        page.title = net.one_line(title.get_text(" "), 300) if isinstance(title, Tag) else ""
         _collect(page, soup, base)
     except (RecursionError, ValueError, AttributeError) as exc:
         page.parse_error = f"{type(exc).__name__} while reading the page"

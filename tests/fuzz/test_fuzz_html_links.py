@@ -63,6 +63,7 @@ def _page(url: str) -> crawl.CrawledPage:
 
 
 @given(base_urls, markup)
+@example("https://example.com/", "<title>\x00\x1b[2J")  # the title is one printable line
 def test_read_page(url: str, text: str) -> None:
     page = _page(url)
     crawl.read_page(page, text)

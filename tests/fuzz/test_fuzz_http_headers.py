@@ -119,6 +119,7 @@ html_bodies = mixed("<meta http-equiv=content-security-policy content=\"", "<met
 
 @given(base_urls, html_bodies, st.sampled_from(["text/html", "", "application/xhtml+xml"]))
 @example("https://example.com/", "<script src='http://[::1'>", "text/html")
+@example("https://[", "", "text/html")  # a page URL that does not even split
 @example("https://example.com/", "<script src='http://cdn.example/\x1b[2J'>", "text/html")
 def test_scan_html(url: str, body: str, ctype: str) -> None:
     result = response(url, [], body.encode("utf-8", "surrogatepass"), ctype)
