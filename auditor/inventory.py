@@ -335,7 +335,8 @@ def parse_yaml(text: str, label: str = "<yaml>") -> list[SystemRecord]:
         # One parse: the node tree gives each entry's line, the data is built from it.
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
-    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
+    # RecursionError: "[[[[..." nested too deep; ValueError: an int of more than 4300 digits
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

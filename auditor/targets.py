@@ -149,7 +149,8 @@ def normalize_host(host: str) -> str:
     except ValueError:
         pass
     try:
-        host = host.encode("idna").decode("ascii")
+        # .rstrip: a trailing "。" (U+3002) or "．" becomes a trailing dot only after IDNA
+        host = host.encode("idna").decode("ascii").rstrip(".")
     except UnicodeError:
         raise TargetError(f"invalid host name {host!r}") from None
     allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-._")

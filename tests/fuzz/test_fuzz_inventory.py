@@ -53,6 +53,8 @@ def _records_or_clean_error(parse, text: str) -> None:  # type: ignore[no-untype
 @given(yaml_text)
 @example("systems:\n- name: a\n  owner: b\n  category: other\n  sites: http://[::1\n")
 @example("<<: {systems: []}\n")
+@example("9" * 5000)  # PyYAML's int() refuses more than 4300 digits with a ValueError
+@example("\x1f")  # the reader refuses control characters before parsing
 @example("[" * 5000)  # quadratic in PyYAML's scanner: refused before parsing
 @example("systems: " + "[" * 100 + "]" * 100)
 @example("systems:\n" + "".join("  " * i + "- \n" for i in range(400)))  # block nesting

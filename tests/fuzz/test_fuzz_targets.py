@@ -43,6 +43,7 @@ def test_parse_resolve(spec: str) -> None:
 @example("xn--")
 @example("a" * 64)
 @example("ex\u3002ample")
+@example("example\u3002")  # a dot only after IDNA: still no trailing dot
 def test_normalize_host(host: str) -> None:
     try:
         value = normalize_host(host)
@@ -59,6 +60,7 @@ def test_normalize_host(host: str) -> None:
 @example("https://xn--/")
 @example("http://user@example.com/")
 @example("https://example.com/\x7f\x9b[2J")  # DEL and C1 (CSI) are refused like C0 controls
+@example("example\u3002")  # parsing the parsed URL gives the same host
 def test_parse_target(text: str) -> None:
     try:
         url, host, port, path, http_port = parse_target(text)
