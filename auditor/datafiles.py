@@ -24,6 +24,7 @@ def load_yaml(path: Path, what: str = "policy file") -> Any:
             return yaml.load(fh, Loader=_SafeLoader)  # noqa: S506 (a safe loader, C or Python)
     except FileNotFoundError:
         raise AuditorError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    # ValueError: an int of more than 4300 digits; RecursionError: "[[[[..." nested too deep
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AuditorError(f"cannot read {what} {path}: {first}") from None

@@ -96,3 +96,16 @@ def test_alias_bomb_is_not_expanded_in_messages(field: str) -> None:
     with pytest.raises(InventoryError) as info:
         parse_yaml(_alias_bomb(field), "inv")
     assert all(len(line) < 2000 for line in info.value.errors), [len(e) for e in info.value.errors]
+
+
+@pytest.mark.parametrize("text", ["x: " + "9" * 5000, "[" * 3000 + "]" * 3000])
+def test_data_file_reader_survives_huge_ints_and_deep_nesting(tmp_path, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Policy files are often a user's own copy: the shared YAML reader fails in one line too."""
+    from auditor.datafiles import load_yaml
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    try:
+        load_yaml(path)
+    except AuditorError as exc:
+        assert_one_line(str(exc))
