@@ -134,7 +134,8 @@ def _admin_context(ctx: CheckContext) -> CheckContext:
     names its ``http.admin_max_seconds`` budget when it runs out, so that is what is cut)."""
     budget = min(float(ctx.param("http.admin_max_seconds", 30)), ADMIN_BUDGET_FACTOR * ctx.bounded_timeout())
     sub = ctx.with_deadline(time.monotonic() + budget)
-    sub.params = {**ctx.params, "http.admin_max_seconds": round(budget, 1)}
+    shown = round(budget, 1)
+    sub.params = {**ctx.params, "http.admin_max_seconds": int(shown) if shown.is_integer() else shown}
     return sub
 
 

@@ -85,6 +85,9 @@ _FETCH_BUDGET_FACTOR = 3.0
 # A whole redirect chain (every hop, bodies included) may take at most this many per-operation
 # timeouts, unless the caller gives max_seconds: slow hops cannot add up to hop-limit times T.
 CHAIN_BUDGET_FACTOR = 2.0
+# Response headers larger than this are refused, as browsers do (Chromium: 256 KiB); http.client
+# alone would accept 100 lines of 64 KiB, and every copy of them downstream costs memory.
+MAX_HEADER_BYTES = 262_144
 
 # WHATWG Encoding: these labels all mean windows-1252 in browsers.
 _WINDOWS_1252_LABELS = frozenset(
@@ -626,8 +629,17 @@ def fetch(
             AuditorError,
         ) as exc:
             raise _classify(exc, url, timeout, watch) from None
-        body, truncated, body_error = _read_body(resp, max_bytes, ctx, watch)
         raw_headers = [(str(k), str(v)) for k, v in resp.raw.headers.items()]
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in raw_headers)
+        if header_bytes > MAX_HEADER_BYTES:
+            host = urlsplit(url).hostname or url
+            raise FetchError(
+                f"response headers from {host} are {header_bytes:,} bytes, over the "
+                f"{MAX_HEADER_BYTES // 1024} KiB that browsers accept",
+                kind="protocol",
+                url=url,
+            )
+        body, truncated, body_error = _read_body(resp, max_bytes, ctx, watch)
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(resp.headers)
         return FetchResult(
             url=url,
