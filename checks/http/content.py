@@ -37,6 +37,7 @@ _WANTED_TAGS = [*_LOAD_ATTRS, "link", "input", "meta"]
 _LOADING_LINK_RELS = frozenset({"stylesheet", "preload", "modulepreload"})
 _URL_STRIP_RE = re.compile(r"[\t\n\r]")
 _URL_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # percent-encoded, as browsers do
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def _attr(tag: Tag, name: str) -> str | None:
 
 
 def _absolute(base: str, value: str) -> str | None:
-    value = _URL_STRIP_RE.sub("", value).strip()
+    value = _URL_STRIP_RE.sub("", value).strip().strip(_C0_OR_SPACE)  # as browsers (and urlsplit) do
     if not value:
         return None
     try:

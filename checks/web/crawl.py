@@ -63,6 +63,7 @@ _LOADING_RELS = frozenset({
 _SCRIPT_URL_RE = re.compile(r"""(?:https?:)?//(?:[a-z0-9-]+\.)+[a-z]{2,63}(?::\d{1,5})?(?:/[^\s'"`<>()\\]*)?""", re.I)
 # C0/DEL/C1 controls left in a URL (ESC, CSI...): percent-encoded, as a browser's URL parser does.
 _URL_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
 _CSS_URL_RE = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])([^'"\s)]+)""", re.I)
 
 
@@ -336,7 +337,7 @@ def url_host(url: str | None) -> str:
 
 def absolute(base: str, ref: str) -> str | None:
     """``ref`` resolved against ``base`` if it is an http(s) URL with a usable host, else None."""
-    ref = (ref or "").strip()
+    ref = (ref or "").strip().strip(_C0_OR_SPACE)  # as browsers do (urlsplit drops them too)
     if "\n" in ref or "\r" in ref or "\t" in ref or "\x00" in ref:
         ref = ref.replace("\n", "").replace("\r", "").replace("\t", "").replace("\x00", "")
     if not ref or len(ref) > 4096:

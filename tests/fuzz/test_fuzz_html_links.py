@@ -39,6 +39,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::bs4.MarkupResemblesLocatorWarni
 @example("https://example.com/", "https://example.com:99999/")
 @example("http://[", "/x")
 @example("https://example.com/", "/a\x1b[2J\x9b")  # controls are percent-encoded, as browsers do
+@example("http://127.0.0.1:8080/a/b?c", "\x1bhttps://https://")  # leading controls are dropped first
 def test_absolute(base: str, ref: str) -> None:
     url = crawl.absolute(base, ref)
     if url is not None:
