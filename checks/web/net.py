@@ -11,8 +11,10 @@ Every remote byte is hostile, so this module is where the bounds live:
   from environment variables) and the adapter never uses a proxy.
 - **Bounded time and size.** Every request has (connect, read) timeouts cut to the site
   deadline, a wall-clock watchdog for the whole exchange (a server that drips one byte at a
-  time cannot hold a worker), a decoded-body cap and no automatic redirects; :func:`follow`
-  follows redirects by hand, with a hop limit, loop detection and a host allow-list.
+  time cannot hold a worker), a cap on the response headers (256 KiB, as browsers) and on
+  the decoded body, and no automatic redirects; :func:`follow` follows redirects by hand,
+  with a hop limit, loop detection, a host allow-list and one time budget for the whole
+  chain (``CHAIN_BUDGET_FACTOR`` x the timeout), so slow hops cannot add up.
 - **Readable failures.** Network problems surface as :class:`FetchError` with a one-line
   message, never a traceback.
 
@@ -629,6 +631,15 @@ def fetch(
             AuditorError,
         ) as exc:
             raise _classify(exc, url, timeout, watch) from None
+        if watch.fired:
+            # The watchdog's shutdown reads as the end of the header section to http.client:
+            # what arrived is a cut-off head, not a response.
+            raise FetchError(
+                f"no complete response head from {urlsplit(url).hostname or url} within {watch.budget:g} s "
+                "(the fetch time bound)",
+                kind="timeout",
+                url=url,
+            )
         raw_headers = [(str(k), str(v)) for k, v in resp.raw.headers.items()]
         header_bytes = sum(len(k) + len(v) + 4 for k, v in raw_headers)
         if header_bytes > MAX_HEADER_BYTES:
