@@ -38,7 +38,7 @@ from certificates.verify import VERIFY_STATUSES, VerifyResult, verify
 b64_text = mixed("A", "a", "-", "_", "+", "/", "=", "==", "QQ", "QR", "e30", "W10", "bnVsbA", max_size=20)
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                      max_size=3), max_leaves=8)
+                                                                                      max_size=3), max_leaves=5)
 payloads = st.dictionaries(st.sampled_from(["serial", "site", "expires", "v"]) | st.text(max_size=8), json_values,
                            max_size=5)
 tokens = st.one_of(

@@ -81,7 +81,7 @@ def test_discloses_version(name: str, value: str) -> None:
     assert isinstance(headers.discloses_version(name, value), bool)
 
 
-@given(urls, st.lists(st.tuples(header_names, any_text | csp_values | hsts_values | referrer_values), max_size=8),
+@given(urls, st.lists(st.tuples(header_names, any_text | csp_values | hsts_values | referrer_values), max_size=5),
        st.lists(csp_values, max_size=2), st.lists(referrer_values, max_size=2), st.integers(0, 10**9))
 def test_header_verdicts(url: str, lines: list[tuple[str, str]], meta_csp: list[str], meta_ref: list[str],
                          minimum: int) -> None:

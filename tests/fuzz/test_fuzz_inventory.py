@@ -30,9 +30,9 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.tex
                     st.sampled_from(VALUES))
 raw_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                           | st.dictionaries(st.text(max_size=10) | st.sampled_from(FIELDS), inner, max_size=4),
-                          max_leaves=6)
+                          max_leaves=5)
 raw_records = st.one_of(raw_values, st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), raw_values,
-                                                    max_size=8))
+                                                    max_size=6))
 
 
 def _records_or_clean_error(parse, text: str) -> None:  # type: ignore[no-untyped-def]
