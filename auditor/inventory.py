@@ -360,7 +360,8 @@ def parse_yaml(text: str, label: str = "<yaml>") -> list[SystemRecord]:
         raise AuditorError(f"{label}: 'systems' must be a list of systems")
     if len(items) > MAX_SYSTEMS:
         raise AuditorError(f"{label}: more than {MAX_SYSTEMS} systems")
-    lines = [n.start_mark.line + 1 for n in getattr(items_node, "value", [])]
+    # A null document ("NULL", "~") has a scalar node whose value is text, not entries.
+    lines = [n.start_mark.line + 1 for n in items_node.value] if isinstance(items_node, yaml.SequenceNode) else []
     records: list[SystemRecord] = []
     errors: list[str] = []
     for i, raw in enumerate(items, 1):

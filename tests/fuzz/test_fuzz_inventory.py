@@ -53,6 +53,7 @@ def _records_or_clean_error(parse, text: str) -> None:  # type: ignore[no-untype
 @given(yaml_text)
 @example("systems:\n- name: a\n  owner: b\n  category: other\n  sites: http://[::1\n")
 @example("<<: {systems: []}\n")
+@example("NULL")  # a null document: no systems, not its scalar node's characters
 @example("9" * 5000)  # PyYAML's int() refuses more than 4300 digits with a ValueError
 @example("\x1f")  # the reader refuses control characters before parsing
 @example("[" * 5000)  # quadratic in PyYAML's scanner: refused before parsing
