@@ -307,5 +307,6 @@ class Auditor:
             "address": res.target.address if res.target else None, "scan_id": None,
             "started_at": iso(res.started_at), "finished_at": iso(res.finished_at),
             "score": None, "grade": None, "policy": None, "checks": {}, "findings": [],
+            "assessment": {"complete": False, "incomplete_checks": []},
             "error": res.error,
         }
