@@ -15,10 +15,7 @@ processes racing for the same row cannot both win:
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from auditor.models import Scan, ScheduleRun, utcnow
+from auditor.process_identity import ProcessId, alive_on_this_host
 from scheduler.store import ACTIVE_STATES
 
 RUNS = ScheduleRun.__table__  # type: ignore[attr-defined]
@@ -39,56 +37,8 @@ RETRY_STEP = timedelta(microseconds=1)
 # -- worker identity ----------------------------------------------------------------------
 
 
-def _proc_start_token(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (field 22 of /proc/PID/stat); None when gone.
-
-    Together with the pid it names one process: a recycled pid has another start time.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return "?"
-    # The command name (field 2) is in parentheses and may hold spaces: split after it.
-    fields = raw.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else "?"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@dataclass(frozen=True)
-class Worker:
-    """``host:pid:start-token`` of a scheduler process."""
-
-    host: str
-    pid: int
-    token: str
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.pid}:{self.token}"
-
-    @classmethod
-    def current(cls) -> Worker:
-        pid = os.getpid()
-        token = _proc_start_token(pid) or uuid.uuid4().hex[:12]
-        return cls(socket.gethostname(), pid, token)
-
-    @classmethod
-    def parse(cls, text: str) -> Worker | None:
-        parts = text.rsplit(":", 2)
-        if len(parts) != 3 or not parts[1].isdigit():
-            return None
-        return cls(parts[0], int(parts[1]), parts[2])
+# A scheduler process is named like a scanning one: ``host:pid:start-token``.
+Worker = ProcessId
 
 
 def worker_alive(text: str, *, me: Worker, started: datetime | None, stale_after: timedelta,
@@ -99,17 +49,11 @@ def worker_alive(text: str, *, me: Worker, started: datetime | None, stale_after
     probed: its run counts as alive until ``stale_after`` has passed since it started.
     ``me`` is this process.
     """
-    other = Worker.parse(text)
-    if other is None or other.host != me.host:
+    other = ProcessId.parse(text)
+    alive = alive_on_this_host(other, me) if other is not None else None
+    if alive is None:
         return started is not None and now - started < stale_after
-    if other.pid == me.pid:
-        return other.token == me.token
-    token = _proc_start_token(other.pid)
-    if token is None:
-        return False
-    if token == "?":
-        return _pid_alive(other.pid)
-    return token == other.token
+    return alive
 
 
 # -- state changes ------------------------------------------------------------------------
