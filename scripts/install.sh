@@ -3,17 +3,23 @@
 #   System: nmap (ports check), poppler-utils (pdftotext/pdftoppm for report tests),
 #           fonts with Vietnamese glyphs (WeasyPrint segfaults with no font at all),
 #           Pango/HarfBuzz for WeasyPrint, zbar (QR decoding in tests), chromium (registry tests),
-#           postgresql (the tests start a throwaway server on 127.0.0.1 to prove the PostgreSQL path).
+#           postgresql (the tests start a throwaway server on 127.0.0.1 to prove the PostgreSQL path),
+#           redis-server (the Celery broker; the tests start their own on a loopback port),
+#           knot + knot-dnsutils (authoritative DNS for the signed lab zones of the dns tests),
+#           unbound (the validating resolver of the dns tests, with the lab's trust anchor),
+#           npm, only where no npm is on the PATH already (installs axe-core, the accessibility
+#           engine the portal check injects into Chromium).
 #   Python: this package with its test and PostgreSQL extras, in editable mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(nmap poppler-utils fonts-dejavu-core fonts-noto-core libpango-1.0-0 libpangoft2-1.0-0
-              libharfbuzz-subset0 libzbar0 chromium postgresql)
+              libharfbuzz-subset0 libzbar0 chromium postgresql redis-server knot knot-dnsutils unbound)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
