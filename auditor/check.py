@@ -231,6 +231,18 @@ class Check:
     def run(self, target: Target, ctx: CheckContext) -> CheckOutcome:  # pragma: no cover
         raise NotImplementedError
 
+    def applies(self, target: Target, ctx: CheckContext) -> bool:
+        """Whether this check belongs in a scan of ``target`` that did not name its checks.
+
+        A scan without ``--checks`` runs every installed check whose ``applies`` is true; a
+        check named with ``--checks`` always runs (and reports a check error when it cannot).
+        So a family that only makes sense for some systems (state-portal content) or needs a
+        permission the run did not give (DNS queries under ``--no-dns``) stays out of the
+        default set for the rest, instead of filling every result with errors. Must be quick
+        and must not touch the network.
+        """
+        return True
+
     def spec(self, finding_id: str) -> FindingSpec:
         for spec in self.catalogue:
             if spec.id == finding_id:

@@ -178,6 +178,7 @@ class Auditor:
             # Checks read data files (trackers, vocabularies, sample feed) from the policy in use.
             policy_files=policies.PolicyFiles(self.policy.directory),
             system_for=self._system_for,
+            named_checks=request.checks is not None,
         )
         recorded = request.recorded([c.id for c in checks], since=since)
         by_input: dict[int, dict[str, Any]] = {}

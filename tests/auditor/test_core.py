@@ -292,3 +292,34 @@ def test_mark_scan_failed_finishes_a_running_scan_with_its_reason(db_url: str) -
         scan = storage.get_scan(s, scan_id)
         assert scan is not None and scan.status == "failed" and scan.error == "x" * 2000
         assert scan.finished_at is not None and scan.grade is None
+
+
+class PickyCheck(Check):
+    """Applies only to hosts under ``portal.test``; its ``applies`` of one host crashes."""
+
+    id = "picky"
+    title = "picky"
+    catalogue = (SPEC,)
+
+    def applies(self, target: Target, ctx: CheckContext) -> bool:
+        if target.host == "crash.test":
+            raise RuntimeError("bug in applies")
+        return target.host.endswith("portal.test")
+
+    def run(self, target: Target, ctx: CheckContext) -> CheckOutcome:
+        return CheckOutcome()
+
+
+def test_a_check_that_does_not_apply_stays_out_of_a_default_scan_but_runs_when_named() -> None:
+    from auditor.engine import ScanOptions, scan_site
+
+    resolver = Resolver([f"{h}:*:127.0.0.20" for h in
+                        ("shop.test", "a.portal.test", "crash.test")], allow_dns=False)
+    checks: list[Check] = [PickyCheck(), SleepyCheck(0)]
+    default = ScanOptions(site_timeout=5)
+    assert set(scan_site("https://shop.test/", checks, resolver, default).checks) == {"sleepy"}
+    assert set(scan_site("https://a.portal.test/", checks, resolver, default).checks) == {"picky", "sleepy"}
+    # a crashing applies() runs the check rather than hiding it
+    assert set(scan_site("https://crash.test/", checks, resolver, default).checks) == {"picky", "sleepy"}
+    named = ScanOptions(site_timeout=5, named_checks=True)
+    assert set(scan_site("https://shop.test/", checks, resolver, named).checks) == {"picky", "sleepy"}
