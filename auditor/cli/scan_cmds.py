@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "this file (same absolute path) began, scan the rest (failed or interrupted ones "
                         "again); the skipped targets are printed from their stored scans")
     add_scan_options(p)
+    p.add_argument("--dns-server", type=dns_server, metavar="ADDR[:PORT]",
+                   help="resolver the dns check asks (default: the system's; with --no-dns only this one)")
     p.add_argument("--format", choices=["table", "json", "csv", "sarif"], default="table",
                    help="output format (default table)")
     p.add_argument("--concurrency", type=positive_int, default=8, metavar="N",
@@ -68,7 +70,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_checks)
 
 
+def dns_server(value: str) -> str:
+    """``--dns-server``: an IP address with an optional port (``[v6]:port`` for IPv6)."""
+    from checks.dns.client import parse_server
+
+    try:
+        address, port = parse_server(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def scan_request_from_args(args: argparse.Namespace, targets: list[str]) -> ScanRequest:
+    options = scan_options_dict(args)
+    if getattr(args, "dns_server", None):
+        options["dns_server"] = args.dns_server
     return ScanRequest(
         targets=targets,
         checks=args.checks,
@@ -77,7 +93,7 @@ def scan_request_from_args(args: argparse.Namespace, targets: list[str]) -> Scan
         timeout=args.timeout,
         site_timeout=args.site_timeout,
         allow_dns=not (args.no_dns or os.environ.get("AUDITOR_NO_DNS", "") not in ("", "0")),
-        options=scan_options_dict(args),
+        options=options,
         address_policy=AddressPolicy(
             allow_private=not args.refuse_private,
             allow_loopback=not args.refuse_private,

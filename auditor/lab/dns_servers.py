@@ -281,3 +281,77 @@ def _which(name: str) -> str | None:
     return shutil.which(name) or next(
         (str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if p.exists()), None)
 
+
+
+def _good_records(web: str, zone: str) -> list[str]:
+    """A child zone with everything right: CAA, SPF -all with one include, DMARC reject with
+    reports, MTA-STS and TLS-RPT records, AAAA on ::1 for the web host and the mail host."""
+    return [
+        f"@ A {web}",
+        f"www A {web}",
+        "www AAAA ::1",
+        '@ CAA 0 issue "lab-ca.test"',
+        '@ CAA 0 iodef "mailto:security@lab.test"',
+        "@ MX 10 mail",
+        f"mail A {web}",
+        "mail AAAA ::1",
+        f'@ TXT "v=spf1 mx include:_spf.{zone} -all"',
+        '_spf TXT "v=spf1 ip4:127.0.9.0/24 ip6:::1 -all"',
+        '_dmarc TXT "v=DMARC1; p=reject; sp=reject; rua=mailto:dmarc@lab.test"',
+        '_mta-sts TXT "v=STSv1; id=20261204"',
+        f"mta-sts A {web}",
+        '_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@lab.test"',
+    ]
+
+
+def _changed(web: str, zone: str, drop: tuple[str, ...] = (), add: tuple[str, ...] = ()) -> list[str]:
+    return [r for r in _good_records(web, zone) if not r.startswith(drop)] + list(add)
+
+
+# label -> (the one finding id it plants, or "" for none; how it differs from "good")
+LAB_DNS_FLAWS: dict[str, str] = {
+    "good": "",
+    "unsigned": "dns.dnssec.unsigned",
+    "bogus": "dns.dnssec.bogus",
+    "nocaa": "dns.caa.missing",
+    "spfall": "dns.spf.permissive",
+    "spflookups": "dns.spf.too_many_lookups",
+    "dmarcnone": "dns.dmarc.not_enforcing",
+    "nodmarc": "dns.dmarc.missing",
+    "nomail": "",
+    "noaaaa": "dns.ipv6.web_missing",
+    "aaaadead": "dns.ipv6.web_unreachable",
+}
+
+
+def lab_zones(web: str) -> list[LabZone]:
+    """The lab's child zones of ``lab.test.``, one per entry of :data:`LAB_DNS_FLAWS`.
+
+    ``web`` is the IPv4 address the zones' web and mail names point at. ``www`` of every
+    zone has AAAA ``::1``: ``aaaadead`` differs only in the port a test audits it on (one
+    that nothing serves on ``::1``), so its AAAA does not answer.
+    """
+    spf = "@ TXT"
+
+    def z(label: str) -> str:
+        return f"{label}.{LAB_APEX}"
+
+    includes = " ".join(f"include:s{i}.{z('spflookups')}" for i in range(1, 12))
+    return [
+        LabZone("good", _good_records(web, z("good"))),
+        LabZone("unsigned", _good_records(web, z("unsigned")), ds="unsigned"),
+        LabZone("bogus", _good_records(web, z("bogus")), ds="bogus"),
+        LabZone("nocaa", _changed(web, z("nocaa"), drop=("@ CAA",))),
+        LabZone("spfall", _changed(web, z("spfall"), drop=(spf,), add=('@ TXT "v=spf1 mx +all"',))),
+        LabZone("spflookups", _changed(web, z("spflookups"), drop=(spf,), add=(
+            f'@ TXT "v=spf1 {includes} -all"',
+            *(f's{i} TXT "v=spf1 ip4:127.0.9.{i} -all"' for i in range(1, 12))))),
+        LabZone("dmarcnone", _changed(web, z("dmarcnone"), drop=("_dmarc",),
+                                      add=('_dmarc TXT "v=DMARC1; p=none; rua=mailto:dmarc@lab.test"',))),
+        LabZone("nodmarc", _changed(web, z("nodmarc"), drop=("_dmarc",))),
+        LabZone("nomail", _changed(web, z("nomail"),
+                                   drop=(spf, "@ MX", "mail ", "_dmarc", "_mta-sts", "mta-sts", "_smtp"),
+                                   add=("@ MX 0 .", '@ TXT "v=spf1 -all"'))),
+        LabZone("noaaaa", _changed(web, z("noaaaa"), drop=("www AAAA",))),
+        LabZone("aaaadead", _good_records(web, z("aaaadead"))),
+    ]

@@ -1,0 +1,171 @@
+"""What the ``dns`` check asks the resolver (and the IPv6 site), kept as JSON-able evidence.
+
+Every answer the analysis needs is gathered here, through the bounded client
+(:mod:`checks.dns.client`), into one plain dict; :mod:`checks.dns.analysis` judges that dict
+alone, so a stored scan can be judged again offline.
+
+- **Zone**: the enclosing zone of the audited host, from the SOA in the answer or the
+  authority section (``www.example.gov.vn`` -> ``example.gov.vn``). The mail domain is that
+  zone's apex.
+- **DNSSEC**: the apex DNSKEY and DS (asked with CD, so bogus data is still seen) and the
+  resolver's verdict on the DNSKEY asked without CD.
+- **CAA**: RFC 8659 tree climbing from the host up to (not including) the top-level label.
+- **Mail**: MX, the SPF record and every include/redirect target (at most
+  ``MAX_SPF_DOMAINS``), ``_dmarc``, ``_mta-sts`` and ``_smtp._tls`` TXT records.
+- **IPv6**: AAAA of the host and of the zone's name servers, and whether the host answers
+  (TCP connect and TLS handshake within the check's time bound) on each of its IPv6
+  addresses (at most ``MAX_V6_PROBES``), subject to the run's address policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from typing import Any
+
+import dns.rdatatype
+
+from auditor.check import CheckContext
+from auditor.errors import AuditorError
+from auditor.targets import Target
+from checks.dns.client import Answer, DNSClient
+from checks.dns.mailauth import parse_spf, spf_records
+
+MAX_SPF_DOMAINS = 16
+MAX_NS = 8
+MAX_V6_PROBES = 4
+MAX_TXT = 16
+
+
+def find_zone(client: DNSClient, host: str) -> str:
+    """The apex of the zone ``host`` is in (from the SOA the resolver returns)."""
+    ans = client.query(host, "SOA")
+    soa = ans.rrset("SOA")
+    if soa is not None:
+        return _norm(host)
+    for rr in ans.authority:
+        if rr.rdtype == dns.rdatatype.SOA:
+            return _norm(rr.name.to_text())
+    raise AuditorError(f"no SOA for {host} or above it in the answer (rcode {ans.rcode})")
+
+
+def _norm(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+def _txts(ans: Answer) -> list[str]:
+    return ans.texts("TXT")[:MAX_TXT]
+
+
+def collect(client: DNSClient, target: Target, ctx: CheckContext) -> dict[str, Any]:
+    host = _norm(target.host)
+    zone = find_zone(client, host)
+    ev: dict[str, Any] = {"host": host, "zone": zone, "server": [f"{a}:{p}" for a, p in client.servers]}
+    ev["dnssec"] = _dnssec(client, zone)
+    ev["caa"] = _caa(client, host)
+    ev["mail"] = _mail(client, zone)
+    ev["ipv6"] = _ipv6(client, target, zone, ctx)
+    ev["queries"] = client.queries
+    return ev
+
+
+def _dnssec(client: DNSClient, zone: str) -> dict[str, Any]:
+    keys = client.query(zone, "DNSKEY")
+    dnskey = keys.rrset("DNSKEY")
+    ds = client.query(zone, "DS").rrset("DS")
+    verdict = client.query(zone, "DNSKEY", validate=True)
+    status = "secure" if verdict.ad and verdict.rcode == "NOERROR" else (
+        "bogus" if verdict.rcode == "SERVFAIL" else "insecure")
+    return {
+        "dnskey": [{"flags": r.flags, "algorithm": int(r.algorithm)} for r in dnskey] if dnskey else [],
+        "dnskey_signed": keys.sigs("DNSKEY") is not None,
+        "ds": [{"algorithm": int(r.algorithm), "digest_type": int(r.digest_type)} for r in ds] if ds else [],
+        "resolver_verdict": status,
+        "resolver_rcode": verdict.rcode,
+    }
+
+
+def _caa(client: DNSClient, host: str) -> dict[str, Any]:
+    labels = host.split(".")
+    for i in range(len(labels) - 1):
+        name = ".".join(labels[i:])
+        rr = client.query(name, "CAA").rrset("CAA")
+        if rr is not None:
+            records = [{"flags": int(r.flags), "tag": r.tag.decode("ascii", "replace")[:32],
+                        "value": r.value.decode("utf-8", "replace")[:200]} for r in rr]
+            return {"found_at": name, "records": records}
+    return {"found_at": None, "records": []}
+
+
+def _mail(client: DNSClient, zone: str) -> dict[str, Any]:
+    mx = client.query(zone, "MX").rrset("MX")
+    mx_list = [{"preference": int(r.preference), "exchange": _norm(r.exchange.to_text()) or "."}
+               for r in mx] if mx else []
+    tree: dict[str, list[str]] = {zone: _txts(client.query(zone, "TXT"))}
+    queue = list(_spf_targets(tree[zone]))
+    truncated = False
+    while queue:
+        domain = queue.pop(0)
+        if domain in tree:
+            continue
+        if len(tree) >= MAX_SPF_DOMAINS:
+            truncated = True
+            break
+        tree[domain] = _txts(client.query(domain, "TXT"))
+        queue += _spf_targets(tree[domain])
+    return {
+        "mx": mx_list,
+        "spf_tree": tree,
+        "spf_tree_truncated": truncated,
+        "dmarc": _txts(client.query(f"_dmarc.{zone}", "TXT")),
+        "mta_sts": _txts(client.query(f"_mta-sts.{zone}", "TXT")),
+        "tls_rpt": _txts(client.query(f"_smtp._tls.{zone}", "TXT")),
+    }
+
+
+def _spf_targets(txts: list[str]) -> list[str]:
+    recs = spf_records(txts)
+    if not recs:
+        return []
+    rec = parse_spf(recs[0])
+    return rec.includes + ([rec.redirect] if rec.redirect else [])
+
+
+def _ipv6(client: DNSClient, target: Target, zone: str, ctx: CheckContext) -> dict[str, Any]:
+    host = _norm(target.host)
+    rr = client.query(host, "AAAA").rrset("AAAA")
+    web = [r.address for r in rr] if rr else []
+    ns_rr = client.query(zone, "NS").rrset("NS")
+    ns: dict[str, list[str]] = {}
+    for r in list(ns_rr or [])[:MAX_NS]:
+        name = _norm(r.target.to_text())
+        aaaa = client.query(name, "AAAA").rrset("AAAA")
+        ns[name] = [a.address for a in aaaa] if aaaa else []
+    reach = {addr: _probe(host, addr, target.port, ctx) for addr in web[:MAX_V6_PROBES]}
+    return {"web_aaaa": web, "ns_aaaa": ns, "web_reach": reach, "port": target.port}
+
+
+def _probe(host: str, address: str, port: int, ctx: CheckContext) -> str:
+    """"ok" when ``address:port`` accepts TCP and completes a TLS handshake, else why not."""
+    if ctx.resolver is not None:
+        try:
+            ctx.resolver.policy.check(host, address)
+        except AuditorError as exc:
+            return f"not probed: {exc}"
+    timeout = ctx.bounded_timeout()
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE  # certificates are the tls check's business
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            sock.settimeout(ctx.bounded_timeout())
+            with tls.wrap_socket(sock, server_hostname=host) as conn:
+                version = conn.version()
+                with contextlib.suppress(OSError):
+                    conn.unwrap()
+        return "ok" if version else "no TLS version negotiated"
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
