@@ -60,6 +60,8 @@ def parse_server(spec: str) -> tuple[str, int]:
     text = spec.strip()
     addr, port_s = text, ""
     if text.startswith("["):
+        if "]" not in text:
+            raise ValueError(f"--dns-server {spec!r}: expected [IPV6]:PORT")
         addr, _, rest = text[1:].partition("]")
         port_s = rest[1:] if rest.startswith(":") else ""
         if rest and not rest.startswith(":"):
