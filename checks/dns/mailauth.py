@@ -97,24 +97,23 @@ def judge_spf(domain: str, tree: dict[str, list[str]]) -> SPFVerdict:
     if len(own) > 1:
         errors.append(f"{len(own)} SPF records published (a receiver treats that as a permanent error)")
     unresolved: list[str] = []
-    seen: set[str] = {domain}
 
-    def count(rec: SPFRecord, depth: int) -> int:
+    def count(rec: SPFRecord, path: tuple[str, ...]) -> int:
+        # A receiver evaluates every include and redirect where it is reached, so a domain
+        # included twice costs twice; only a loop (a domain already on the path) is cut.
         total = rec.lookups
-        if depth > 12:
-            return total
         for target in rec.includes + ([rec.redirect] if rec.redirect else []):
-            if target in seen:
+            if target in path or len(path) > 12 or total > 4 * SPF_LOOKUP_LIMIT:
                 continue
-            seen.add(target)
             sub = spf_records(tree.get(target, []))
             if not sub:
-                unresolved.append(target)
+                if target not in unresolved:
+                    unresolved.append(target)
                 continue
-            total += count(parse_spf(sub[0]), depth + 1)
+            total += count(parse_spf(sub[0]), (*path, target))
         return total
 
-    lookups = count(top, 0)
+    lookups = count(top, (domain,))
     qualifier = top.all_qualifier
     if qualifier is None and top.redirect:
         sub = spf_records(tree.get(top.redirect, []))
