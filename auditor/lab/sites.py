@@ -129,7 +129,18 @@ def good_pages(
     }
     for path, (content_type, body) in _STATIC.items():
         pages[path] = Page(headers=list(common), body=body, content_type=content_type)
+    pages["/.well-known/security.txt"] = Page(headers=list(common), body=security_txt_body(),
+                                              content_type="text/plain; charset=utf-8")
     return pages
+
+
+def security_txt_body(expires: datetime | None = None) -> str:
+    """An RFC 9116 security.txt, expiring ``expires`` (default: 180 days from now)."""
+    when = expires or datetime.now(UTC) + timedelta(days=180)
+    return ("# Security contact of the lab site (RFC 9116)\n"
+            "Contact: mailto:security@lab.test\n"
+            f"Expires: {when.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
+            "Preferred-Languages: vi, en\n")
 
 
 GOOD_PAGES: dict[str, Page] = good_pages()

@@ -13,11 +13,14 @@ than passing them.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from typing import Any
 
 from auditor.catalogue import catalogue_of
 from auditor.check import Check, CheckContext, CheckOutcome, Finding
 from auditor.targets import Target
+from checks.http import security_txt
 from checks.http.analysis import Observed, analyse
 from checks.http.collect import Collection, Params, collect
 from checks.http.evidence import HTTPEvidence
@@ -27,6 +30,10 @@ from checks.web.net import StopReason, one_line
 __all__ = ["HTTPCheck"]
 
 CATALOGUE = catalogue_of("checks.http")  # findings.yaml beside this file (http.admin.exposed too)
+
+# The whole check stays within this many per-operation timeouts (README: http ≤ 8T); the
+# security.txt fetch gets what the fetch chains and the admin probe left of it.
+HTTP_BUDGET_FACTOR = 8
 
 _UNTESTED_PAGE = "page-level headers (CSP, framing, nosniff, referrer policy, mixed content, SRI) not tested"
 
@@ -61,14 +68,16 @@ class HTTPCheck(Check):
 
     def run(self, target: Target, ctx: CheckContext) -> CheckOutcome:
         params = self.params(ctx)
+        budget_end = time.monotonic() + HTTP_BUDGET_FACTOR * ctx.bounded_timeout()
         collection = collect(target, ctx, params)
         hits = analyse(collection.observed(), params.hsts_min_max_age)
         evidence = collection.evidence()
-        return CheckOutcome(
-            findings=self.findings_of(hits),
-            evidence=evidence.to_dict(),
-            error=_error(target, collection, evidence),
-        )
+        error = _error(target, collection, evidence)
+        if collection.https.error is None:  # security.txt (RFC 9116), see checks/http/security_txt.py
+            evidence = dataclasses.replace(evidence, security_txt=security_txt.collect(target, ctx, budget_end))
+            hits += security_txt.judge(evidence.security_txt)
+            error = "; ".join(e for e in (error, security_txt.untested(evidence.security_txt)) if e) or None
+        return CheckOutcome(findings=self.findings_of(hits), evidence=evidence.to_dict(), error=error)
 
     def reanalyse(self, stored: dict[str, Any], ctx: CheckContext | None = None) -> list[Finding]:
         """The findings a stored evidence dict supports, judged again by today's code.
@@ -77,7 +86,8 @@ class HTTPCheck(Check):
         original findings unless the scan had to cut something out of its evidence.
         """
         minimum = self.params(ctx).hsts_min_max_age if ctx else self.parameters["http.hsts_min_max_age"]
-        return self.findings_of(analyse(Observed.from_evidence(HTTPEvidence.from_dict(stored)), minimum))
+        hits = analyse(Observed.from_evidence(HTTPEvidence.from_dict(stored)), minimum)
+        return self.findings_of(hits + security_txt.judge(stored.get("security_txt")))
 
     def findings_of(self, hits: list[Hit]) -> list[Finding]:
         """Catalogue findings (title, severity, references) for the analysis' hits."""

@@ -335,6 +335,7 @@ class HTTPEvidence:
     cookies_total: int = 0
     page: PageEvidence | None = None
     admin: AdminEvidence | None = None
+    security_txt: dict[str, Any] | None = None  # checks/http/security_txt.py's fetch, as stored
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -351,6 +352,8 @@ class HTTPEvidence:
             out.update(self.page.to_dict())
         if self.admin is not None:
             out.update(self.admin.to_dict())
+        if self.security_txt is not None:
+            out["security_txt"] = dict(self.security_txt)
         return out
 
     @classmethod
@@ -365,4 +368,5 @@ class HTTPEvidence:
             cookies_total=int(data.get("cookies_total", len(parsed_cookies or []))),
             page=PageEvidence.from_dict(data) if "html" in data else None,
             admin=AdminEvidence.from_dict(data) if "admin_paths" in data else None,
+            security_txt=dict(data["security_txt"]) if isinstance(data.get("security_txt"), dict) else None,
         )

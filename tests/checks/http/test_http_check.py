@@ -359,6 +359,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
     def https_respond(path: str) -> tuple[int, list[tuple[str, str]], bytes]:
         port = holder["https"].port
+        if path == "/.well-known/security.txt":  # every case has a valid one (RFC 9116)
+            from auditor.lab.sites import security_txt_body
+
+            return 200, [("Content-Type", "text/plain; charset=utf-8")], security_txt_body().encode()
         name = case_name(path)
         if name == "redirected":  # same-host hop that sets its own (insecure) cookie
             return (
@@ -457,8 +461,11 @@ def assert_well_formed(outcome: CheckOutcome) -> None:
 def test_catalogue_matches_findings_md() -> None:
     check = HTTPCheck()
     got = {spec.id: spec.severity.value for spec in check.catalogue}
-    # findings.md's http table, plus the admin-path probe it lists after the ports table.
-    assert got == {**EXPECTED_SEVERITIES, "http.admin.exposed": "medium"}
+    # findings.md's http table, plus the admin-path probe it lists after the ports table,
+    # plus security.txt (RFC 9116, checks/http/security_txt.py).
+    security_txt = {"http.security_txt.missing": "low", "http.security_txt.expired": "low",
+                    "http.security_txt.invalid": "low"}
+    assert got == {**EXPECTED_SEVERITIES, "http.admin.exposed": "medium", **security_txt}
     for spec in check.catalogue:
         assert spec.title and spec.rationale and spec.remediation and spec.references
     assert check.parameters == {
