@@ -321,13 +321,22 @@ LAB_DNS_FLAWS: dict[str, str] = {
     "nomail": "",
     "noaaaa": "dns.ipv6.web_missing",
     "aaaadead": "dns.ipv6.web_unreachable",
+    "stsnone": "dns.mta_sts.invalid",
 }
 
 
-def lab_zones(web: str) -> list[LabZone]:
+def mta_sts_policy(mode: str = "enforce") -> str:
+    """The MTA-STS policy every lab zone's ``mta-sts`` host serves (one ``mx:`` per zone)."""
+    mx = "".join(f"mx: mail.{label}.{LAB_APEX.rstrip('.')}\n" for label in LAB_DNS_FLAWS)
+    return f"version: STSv1\nmode: {mode}\n{mx}max_age: 86400\n"
+
+
+def lab_zones(web: str, sts_none: str = "127.0.9.5") -> list[LabZone]:
     """The lab's child zones of ``lab.test.``, one per entry of :data:`LAB_DNS_FLAWS`.
 
-    ``web`` is the IPv4 address the zones' web and mail names point at. ``www`` of every
+    ``web`` is the IPv4 address the zones' web, mail and mta-sts names point at (serve
+    :func:`mta_sts_policy` there on port 443); ``stsnone``'s mta-sts name points at
+    ``sts_none`` instead (serve a ``mode: none`` policy there). ``www`` of every
     zone has AAAA ``::1``: ``aaaadead`` differs only in the port a test audits it on (one
     that nothing serves on ``::1``), so its AAAA does not answer.
     """
@@ -354,4 +363,5 @@ def lab_zones(web: str) -> list[LabZone]:
                                    add=("@ MX 0 .", '@ TXT "v=spf1 -all"'))),
         LabZone("noaaaa", _changed(web, z("noaaaa"), drop=("www AAAA",))),
         LabZone("aaaadead", _good_records(web, z("aaaadead"))),
+        LabZone("stsnone", _changed(web, z("stsnone"), drop=("mta-sts",), add=(f"mta-sts A {sts_none}",))),
     ]

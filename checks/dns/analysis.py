@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from checks.dns.mailauth import SPF_LOOKUP_LIMIT, is_null_spf, judge_dmarc, judge_spf
+from checks.dns.mta_sts import judge_policy
 
 # RFC 8624 §3.1: MUST NOT sign with 1, 3, 6, 12; NOT RECOMMENDED 5, 7 (SHA-1).
 WEAK_ALGORITHMS = {1: "RSAMD5", 3: "DSA", 5: "RSASHA1", 6: "DSA-NSEC3-SHA1", 7: "RSASHA1-NSEC3-SHA1",
@@ -103,6 +104,11 @@ def _mail(zone: str, mail: dict[str, Any]) -> list[tuple[str, str]]:
             out.append(("dns.dmarc.no_reporting", f"_dmarc.{zone}: no rua= reporting address"))
     if not any(t.lower().replace(" ", "").startswith("v=stsv1;") for t in mail.get("mta_sts", [])):
         out.append(("dns.mta_sts.missing", f"_mta-sts.{zone}: no v=STSv1 record"))
+    else:
+        mx_hosts = [m.get("exchange", "") for m in mail.get("mx", []) if m.get("exchange") not in (".", "")]
+        why = judge_policy(mail.get("mta_sts_policy"), mx_hosts)
+        if why:
+            out.append(("dns.mta_sts.invalid", f"mta-sts.{zone}: {why}"[:300]))
     if not any(t.lower().replace(" ", "").startswith("v=tlsrptv1;") for t in mail.get("tls_rpt", [])):
         out.append(("dns.tls_rpt.missing", f"_smtp._tls.{zone}: no v=TLSRPTv1 record"))
     return out

@@ -11,7 +11,8 @@ alone, so a stored scan can be judged again offline.
   resolver's verdict on the DNSKEY asked without CD.
 - **CAA**: RFC 8659 tree climbing from the host up to (not including) the top-level label.
 - **Mail**: MX, the SPF record and every include/redirect target (at most
-  ``MAX_SPF_DOMAINS``), ``_dmarc``, ``_mta-sts`` and ``_smtp._tls`` TXT records.
+  ``MAX_SPF_DOMAINS``), ``_dmarc``, ``_mta-sts`` and ``_smtp._tls`` TXT records, and the
+  MTA-STS policy those announce (:mod:`checks.dns.mta_sts`).
 - **IPv6**: AAAA of the host and of the zone's name servers, and whether the host answers
   (TCP connect and TLS handshake within the check's time bound) on each of its IPv6
   addresses (at most ``MAX_V6_PROBES``), subject to the run's address policy.
@@ -31,6 +32,7 @@ from auditor.errors import AuditorError
 from auditor.targets import Target
 from checks.dns.client import Answer, DNSClient
 from checks.dns.mailauth import parse_spf, spf_records
+from checks.dns.mta_sts import fetch_policy
 
 MAX_SPF_DOMAINS = 16
 MAX_NS = 8
@@ -64,7 +66,7 @@ def collect(client: DNSClient, target: Target, ctx: CheckContext) -> dict[str, A
     ev: dict[str, Any] = {"host": host, "zone": zone, "server": [f"{a}:{p}" for a, p in client.servers]}
     ev["dnssec"] = _dnssec(client, zone)
     ev["caa"] = _caa(client, host)
-    ev["mail"] = _mail(client, zone)
+    ev["mail"] = _mail(client, zone, ctx)
     ev["ipv6"] = _ipv6(client, target, zone, ctx)
     ev["queries"] = client.queries
     return ev
@@ -98,7 +100,7 @@ def _caa(client: DNSClient, host: str) -> dict[str, Any]:
     return {"found_at": None, "records": []}
 
 
-def _mail(client: DNSClient, zone: str) -> dict[str, Any]:
+def _mail(client: DNSClient, zone: str, ctx: CheckContext) -> dict[str, Any]:
     mx = client.query(zone, "MX").rrset("MX")
     mx_list = [{"preference": int(r.preference), "exchange": _norm(r.exchange.to_text()) or "."}
                for r in mx] if mx else []
@@ -114,7 +116,7 @@ def _mail(client: DNSClient, zone: str) -> dict[str, Any]:
             break
         tree[domain] = _txts(client.query(domain, "TXT"))
         queue += _spf_targets(tree[domain])
-    return {
+    out: dict[str, Any] = {
         "mx": mx_list,
         "spf_tree": tree,
         "spf_tree_truncated": truncated,
@@ -122,6 +124,9 @@ def _mail(client: DNSClient, zone: str) -> dict[str, Any]:
         "mta_sts": _txts(client.query(f"_mta-sts.{zone}", "TXT")),
         "tls_rpt": _txts(client.query(f"_smtp._tls.{zone}", "TXT")),
     }
+    if any(t.lower().replace(" ", "").startswith("v=stsv1;") for t in out["mta_sts"]):
+        out["mta_sts_policy"] = fetch_policy(client, zone, ctx)
+    return out
 
 
 def _spf_targets(txts: list[str]) -> list[str]:

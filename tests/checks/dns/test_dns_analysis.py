@@ -22,7 +22,9 @@ GOOD: dict[str, Any] = {
     "mail": {"mx": [{"preference": 10, "exchange": f"mail.{ZONE}"}],
              "spf_tree": {ZONE: ["v=spf1 mx -all"]}, "spf_tree_truncated": False,
              "dmarc": ["v=DMARC1; p=reject; rua=mailto:d@example.gov.vn"],
-             "mta_sts": ["v=STSv1; id=1"], "tls_rpt": ["v=TLSRPTv1; rua=mailto:t@example.gov.vn"]},
+             "mta_sts": ["v=STSv1; id=1"], "tls_rpt": ["v=TLSRPTv1; rua=mailto:t@example.gov.vn"],
+             "mta_sts_policy": {"url": "u", "status": 200,
+                                "text": "version: STSv1\nmode: enforce\nmx: *.example.gov.vn\nmax_age: 604800\n"}},
     "ipv6": {"web_aaaa": ["2001:db8::1"], "ns_aaaa": {f"ns1.{ZONE}": ["2001:db8::53"]},
              "web_reach": {"2001:db8::1": "ok"}, "port": 443},
 }
@@ -60,6 +62,11 @@ def test_good_evidence_has_no_finding() -> None:
     ("mail.dmarc", ["v=DMARC1; p=quarantine"], ["dns.dmarc.no_reporting"]),
     ("mail.mta_sts", [], ["dns.mta_sts.missing"]),
     ("mail.tls_rpt", ["v=TLSRPTv2; rua=x"], ["dns.tls_rpt.missing"]),
+    ("mail.mta_sts_policy", {"url": "u", "status": 404}, ["dns.mta_sts.invalid"]),
+    ("mail.mta_sts_policy", {"url": "u", "status": 200, "text": "version: STSv1\nmode: enforce\nmx: other.vn\n"
+                             "max_age: 1\n"}, ["dns.mta_sts.invalid"]),
+    ("mail.mta_sts_policy", {"url": "u", "status": 200, "text": "version: STSv1\nmode: testing\nmx: *.gov.vn\n"
+                             "max_age: 1\n"}, ["dns.mta_sts.invalid"]),
     ("ipv6.ns_aaaa", {f"ns1.{ZONE}": [], f"ns2.{ZONE}": ["2001:db8::2"]}, ["dns.ipv6.ns_missing"]),
     ("ipv6.web_reach", {"2001:db8::1": "no answer within 3 s"}, ["dns.ipv6.web_unreachable"]),
     ("caa.records", [{"flags": 0, "tag": "iodef", "value": "mailto:x@y"}], ["dns.caa.missing"]),

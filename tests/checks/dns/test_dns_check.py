@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 
 from auditor.check import CheckContext
-from auditor.lab.dns_servers import LAB_DNS_FLAWS, DNSLab, lab_zones
+from auditor.lab.dns_servers import LAB_DNS_FLAWS, DNSLab, lab_zones, mta_sts_policy
 from auditor.lab.pki import LabPKI
 from auditor.lab.server import LabHTTPServer, Page, TLSConfig, build_tls_context, reserve_closed_port
 from auditor.targets import Resolver, Target
 from checks.dns import DNSCheck
 
-WEB_V4 = "127.0.9.3"  # what the zones' A records say; the dns check never connects to it
+WEB_V4 = "127.0.9.3"  # the zones' A records; the dns check connects only to its port 443 (MTA-STS)
+STS_NONE_V4 = "127.0.9.5"  # mta-sts.stsnone.lab.test: serves a mode: none policy
 
 
 @pytest.fixture(scope="session")
@@ -31,18 +32,23 @@ def dns_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     if reason:
         pytest.skip(reason)
     base = tmp_path_factory.mktemp("dnslab")
-    lab = DNSLab(base / "dns", lab_zones(WEB_V4))
+    lab = DNSLab(base / "dns", lab_zones(WEB_V4, STS_NONE_V4))
     pki = LabPKI(base / "pki")
-    leaf = pki.issue("v6site", [f"www.{label}.lab.test" for label in LAB_DNS_FLAWS])
-    v6 = LabHTTPServer("::1", 0, pages={"/": Page(body="<!doctype html><title>v6</title>")},
-                       tls=build_tls_context(TLSConfig(), leaf.cert, leaf.key)).start()
+    leaf = pki.issue("v6site", [f"{name}.{label}.lab.test" for label in LAB_DNS_FLAWS for name in ("www", "mta-sts")])
+    tls = build_tls_context(TLSConfig(), leaf.cert, leaf.key)
+    v6 = LabHTTPServer("::1", 0, pages={"/": Page(body="<!doctype html><title>v6</title>")}, tls=tls).start()
+    sts = [LabHTTPServer(addr, 443, tls=tls, pages={"/.well-known/mta-sts.txt": Page(
+        body=mta_sts_policy(mode), content_type="text/plain")}).start()
+        for addr, mode in ((WEB_V4, "enforce"), (STS_NONE_V4, "none"))]
     closed = reserve_closed_port("::1")
     try:
         lab.start()
-        yield {"lab": lab, "v6_port": v6.port, "dead_port": closed.getsockname()[1]}
+        yield {"lab": lab, "v6_port": v6.port, "dead_port": closed.getsockname()[1], "ca_file": str(pki.ca_file)}
     finally:
         lab.stop()
         v6.stop()
+        for srv in sts:
+            srv.stop()
         closed.close()
 
 
@@ -66,7 +72,7 @@ def lab_scan(dns_lab: dict[str, Any], cli, tmp_path_factory: pytest.TempPathFact
     db = tmp_path_factory.mktemp("dnsdb") / "scan.db"
     t0 = time.monotonic()
     res = cli("scan", *args, *resolves, "--checks", "dns", "--dns-server", dns_lab["lab"].resolver,
-              "--format", "json", "--db", str(db), "--timeout", "3")
+              "--format", "json", "--db", str(db), "--timeout", "3", "--ca-file", dns_lab["ca_file"])
     elapsed = time.monotonic() - t0
     assert res.out, res
     out = json.loads(res.out)
@@ -86,6 +92,17 @@ def test_each_lab_zone_yields_exactly_its_finding(lab_scan: dict[str, Any], labe
 def test_lab_scan_is_quick_and_exits_zero(lab_scan: dict[str, Any]) -> None:
     assert lab_scan["code"] == 0
     assert lab_scan["elapsed"] < 30
+
+
+def test_mta_sts_policy_was_fetched_and_judged(lab_scan: dict[str, Any]) -> None:
+    from checks.dns.mta_sts import judge_policy
+
+    good = lab_scan["by_label"]["good"]
+    assert good["findings"] == []
+    bad = lab_scan["by_label"]["stsnone"]["findings"][0]
+    assert "mode is 'none'" in bad["evidence"]
+    # A certificate the chosen trust store does not vouch for is a broken policy, too.
+    assert "certificate" in (judge_policy({"url": "u", "error": "certificate not valid for x"}, []) or "")
 
 
 def test_bogus_and_unsigned_evidence_says_why(lab_scan: dict[str, Any]) -> None:
