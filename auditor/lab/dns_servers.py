@@ -41,6 +41,7 @@ class LabZone:
     label: str
     records: list[str] = field(default_factory=list)
     ds: str = "signed"
+    algorithm: str = "ecdsap256sha256"  # a keymgr/knot algorithm name (rsasha1 plants a weak one)
 
     @property
     def name(self) -> str:
@@ -115,8 +116,8 @@ class DNSLab:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.auth_port = free_port(self.auth_address)
         conf = self._write_knot_conf()
-        ds = {z.name: self._keygen(conf, z.name) for z in self.zones if z.ds != "unsigned"}
-        apex_ds = self._keygen(conf, LAB_APEX)
+        ds = {z.name: self._keygen(conf, z.name, z.algorithm) for z in self.zones if z.ds != "unsigned"}
+        apex_ds = self._keygen(conf, LAB_APEX, "ecdsap256sha256")
         self.trust_anchor = apex_ds
         self._write_zones(ds)
         self._spawn([_which("knotd") or "knotd", "-c", str(conf)], "knotd.log")
@@ -153,24 +154,24 @@ class DNSLab:
             f'    storage: "{d}"',
             f'    kasp-db: "{d}/keys"',
             "policy:",
-            "  - id: lab",
-            "    algorithm: ecdsap256sha256",
-            "    manual: on",
-            "    single-type-signing: on",
-            "zone:",
         ]
+        algorithms = {LAB_APEX: "ecdsap256sha256"} | {z.name: z.algorithm for z in self.zones}
+        for alg in sorted(set(algorithms.values())):
+            lines += [f"  - id: lab-{alg}", f"    algorithm: {alg}", "    manual: on", "    single-type-signing: on"]
+        lines.append("zone:")
         for name in zones:
             lines += [f"  - domain: {name}", f'    file: "{d}/{name}zone"']
             if name in signed:
-                lines += ["    dnssec-signing: on", "    dnssec-policy: lab"]
+                lines += ["    dnssec-signing: on", f"    dnssec-policy: lab-{algorithms[name]}"]
         path = d / "knot.conf"
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def _keygen(self, conf: Path, zone: str) -> str:
+    def _keygen(self, conf: Path, zone: str, algorithm: str) -> str:
         """Make the zone's signing key; return its SHA-256 DS record (presentation text)."""
         keymgr = _which("keymgr") or "keymgr"
-        subprocess.run([keymgr, "-c", str(conf), zone, "generate", "algorithm=ecdsap256sha256",
+        size = ["size=2048"] if algorithm.startswith("rsa") else []
+        subprocess.run([keymgr, "-c", str(conf), zone, "generate", f"algorithm={algorithm}", *size,
                         "ksk=yes", "zsk=yes"], check=True, capture_output=True, timeout=30)
         out = subprocess.run([keymgr, "-c", str(conf), zone, "ds"], check=True, capture_output=True,
                              text=True, timeout=30).stdout
@@ -322,6 +323,7 @@ LAB_DNS_FLAWS: dict[str, str] = {
     "noaaaa": "dns.ipv6.web_missing",
     "aaaadead": "dns.ipv6.web_unreachable",
     "stsnone": "dns.mta_sts.invalid",
+    "weakalg": "dns.dnssec.weak_algorithm",
 }
 
 
@@ -363,5 +365,6 @@ def lab_zones(web: str, sts_none: str = "127.0.9.5") -> list[LabZone]:
                                    add=("@ MX 0 .", '@ TXT "v=spf1 -all"'))),
         LabZone("noaaaa", _changed(web, z("noaaaa"), drop=("www AAAA",))),
         LabZone("aaaadead", _good_records(web, z("aaaadead"))),
+        LabZone("weakalg", _good_records(web, z("weakalg")), algorithm="rsasha1"),
         LabZone("stsnone", _changed(web, z("stsnone"), drop=("mta-sts",), add=(f"mta-sts A {sts_none}",))),
     ]
