@@ -289,6 +289,8 @@ def _good_records(web: str, zone: str) -> list[str]:
     reports, MTA-STS and TLS-RPT records, AAAA on ::1 for the web host and the mail host."""
     return [
         f"@ A {web}",
+        f"edge A {web}",
+        "edge AAAA ::1",
         f"www A {web}",
         "www AAAA ::1",
         '@ CAA 0 issue "lab-ca.test"',
@@ -324,6 +326,7 @@ LAB_DNS_FLAWS: dict[str, str] = {
     "aaaadead": "dns.ipv6.web_unreachable",
     "stsnone": "dns.mta_sts.invalid",
     "weakalg": "dns.dnssec.weak_algorithm",
+    "cdn": "",
 }
 
 
@@ -365,6 +368,7 @@ def lab_zones(web: str, sts_none: str = "127.0.9.5") -> list[LabZone]:
                                    add=("@ MX 0 .", '@ TXT "v=spf1 -all"'))),
         LabZone("noaaaa", _changed(web, z("noaaaa"), drop=("www AAAA",))),
         LabZone("aaaadead", _good_records(web, z("aaaadead"))),
+        LabZone("cdn", _changed(web, z("cdn"), drop=("www ",), add=(f"www CNAME edge.{z('good')}",))),
         LabZone("weakalg", _good_records(web, z("weakalg")), algorithm="rsasha1"),
         LabZone("stsnone", _changed(web, z("stsnone"), drop=("mta-sts",), add=(f"mta-sts A {sts_none}",))),
     ]

@@ -23,6 +23,7 @@ from auditor.targets import Target
 from checks.dns.analysis import NotTested, analyse
 from checks.dns.client import DNSBudgetError, DNSClient, DNSQueryError, parse_server, system_servers
 from checks.dns.collect import collect
+from checks.web.net import one_line
 
 CATALOGUE = catalogue_of("checks.dns")
 
@@ -85,7 +86,8 @@ class DNSCheck(Check):
         return CheckOutcome(findings=findings, evidence=evidence)
 
     def findings_of(self, evidence: dict[str, Any]) -> list[Finding]:
-        return [self.finding(fid, line) for fid, line in analyse(evidence)]
+        # Record text is the zone owner's: one line, control characters escaped, capped.
+        return [self.finding(fid, one_line(line, 300)) for fid, line in analyse(evidence)]
 
     def reanalyse(self, stored: dict[str, Any], ctx: CheckContext | None = None) -> list[Finding]:
         """The findings stored evidence supports, judged again by today's code."""

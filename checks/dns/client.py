@@ -109,12 +109,22 @@ class Answer:
     ad: bool = False
 
     def rrset(self, rdtype: str, name: str | None = None) -> dns.rrset.RRset | None:
-        """The answer RRset of ``rdtype`` (at ``name``, default the query name), if any."""
+        """The answer RRset of ``rdtype`` at ``name`` (default the query name), following the
+        CNAME chain in the answer (at most 8 links, as a resolver hands them over), if any."""
         want = dns.name.from_text(name or self.name)
         code = dns.rdatatype.from_text(rdtype)
-        for rr in self.answer:
-            if rr.rdtype == code and rr.name == want:
-                return rr
+        for _ in range(8):
+            cname = None
+            for rr in self.answer:
+                if rr.name != want:
+                    continue
+                if rr.rdtype == code:
+                    return rr
+                if rr.rdtype == dns.rdatatype.CNAME and code != dns.rdatatype.CNAME:
+                    cname = rr[0].target
+            if cname is None:
+                return None
+            want = cname
         return None
 
     def sigs(self, rdtype: str, name: str | None = None, section: str = "answer") -> dns.rrset.RRset | None:

@@ -41,15 +41,23 @@ MAX_TXT = 16
 
 
 def find_zone(client: DNSClient, host: str) -> str:
-    """The apex of the zone ``host`` is in (from the SOA the resolver returns)."""
-    ans = client.query(host, "SOA")
-    soa = ans.rrset("SOA")
-    if soa is not None:
-        return _norm(host)
-    for rr in ans.authority:
-        if rr.rdtype == dns.rdatatype.SOA:
-            return _norm(rr.name.to_text())
-    raise AuditorError(f"no SOA for {host} or above it in the answer (rcode {ans.rcode})")
+    """The apex of the zone ``host`` is in.
+
+    The SOA of a NODATA/NXDOMAIN answer names it, unless ``host`` is a CNAME (to a CDN, say):
+    then that SOA is the target's zone, so the parents of ``host`` are asked in turn until
+    one owns an SOA itself.
+    """
+    labels = _norm(host).split(".")
+    for i in range(len(labels)):
+        name = ".".join(labels[i:])
+        ans = client.query(name, "SOA")
+        if any(rr.rdtype == dns.rdatatype.SOA and _norm(rr.name.to_text()) == name for rr in ans.answer):
+            return name
+        for rr in ans.authority:
+            owner = _norm(rr.name.to_text())
+            if rr.rdtype == dns.rdatatype.SOA and (name == owner or name.endswith("." + owner)):
+                return owner
+    raise AuditorError(f"no zone found for {host}: no SOA at it or any parent")
 
 
 def _norm(name: str) -> str:

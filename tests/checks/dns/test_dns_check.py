@@ -177,3 +177,18 @@ def test_dns_lab_resolver_refuses_names_outside_the_lab(dns_lab: dict[str, Any])
     r = dns.query.udp(q, lab.resolver_address, port=lab.resolver_port, timeout=3)
     assert dns.rcode.to_text(r.rcode()) == "REFUSED" and not r.answer
     assert Path(lab.dir / "unbound.conf").read_text().count("root-hints") == 0
+
+
+def test_cname_to_another_zone_keeps_the_hosts_own_zone(dns_lab: dict[str, Any]) -> None:
+    """www.cdn.lab.test is a CNAME into good.lab.test: the mail domain is still cdn.lab.test,
+    and the AAAA is the CNAME target's."""
+    port = dns_lab["v6_port"]
+    target = Target(url=f"https://www.cdn.lab.test:{port}/", host="www.cdn.lab.test", port=port, address=WEB_V4)
+    ctx = CheckContext(timeout=3, resolver=Resolver([], allow_dns=False), ca_file=dns_lab["ca_file"],
+                       options={"dns_server": dns_lab["lab"].resolver})
+    out = DNSCheck().run(target, ctx)
+    assert out.error is None and out.findings == []
+    assert out.evidence["zone"] == "cdn.lab.test"
+    assert out.evidence["ipv6"]["web_aaaa"] == ["::1"] and out.evidence["ipv6"]["web_reach"] == {"::1": "ok"}
+    assert out.evidence["dnssec"]["resolver_verdict"] == "secure"
+    assert out.evidence["queries"] <= 40
