@@ -22,19 +22,39 @@ WEAK_ALGORITHMS = {1: "RSAMD5", 3: "DSA", 5: "RSASHA1", 6: "DSA-NSEC3-SHA1", 7: 
                    12: "ECC-GOST"}
 
 
+UNTESTED = "untested:"  # a probe result that says the scanner, not the site, could not try
+
+
 class NotTested(Exception):
     """The evidence cannot support a verdict (e.g. a non-validating resolver)."""
 
 
-def analyse(ev: dict[str, Any]) -> list[tuple[str, str]]:
+def judge(ev: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
+    """The findings the evidence supports, and what it leaves untested (each part on its own:
+    an untested DNSSEC verdict does not hide the mail findings)."""
     hits: list[tuple[str, str]] = []
+    untested: list[str] = []
     zone = str(ev.get("zone", ""))
-    hits += _dnssec(zone, ev.get("dnssec", {}))
+    try:
+        hits += _dnssec(zone, ev.get("dnssec", {}))
+    except NotTested as exc:
+        untested.append(str(exc))
     caa = ev.get("caa", {})
     if not any(r.get("tag", "").lower() in ("issue", "issuewild") for r in caa.get("records", [])):
         hits.append(("dns.caa.missing", f"no CAA issue record at {ev.get('host')} or any parent domain"))
     hits += _mail(zone, ev.get("mail", {}))
-    hits += _ipv6(str(ev.get("host", "")), ev.get("ipv6", {}))
+    try:
+        hits += _ipv6(str(ev.get("host", "")), ev.get("ipv6", {}))
+    except NotTested as exc:
+        untested.append(str(exc))
+    return hits, untested
+
+
+def analyse(ev: dict[str, Any]) -> list[tuple[str, str]]:
+    """The findings; raises :class:`NotTested` when a part could not be judged."""
+    hits, untested = judge(ev)
+    if untested:
+        raise NotTested("; ".join(untested))
     return hits
 
 
@@ -121,7 +141,10 @@ def _ipv6(host: str, v6: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("dns.ipv6.web_missing", f"{host}: no AAAA record"))
     else:
         reach = v6.get("web_reach", {})
-        dead = {a: why for a, why in reach.items() if why != "ok"}
+        local = [why for why in reach.values() if why.startswith(UNTESTED)]
+        if local and not any(why == "ok" for why in reach.values()):
+            raise NotTested(f"IPv6 reachability of {host}: {local[0]}")
+        dead = {a: why for a, why in reach.items() if why != "ok" and not why.startswith(UNTESTED)}
         if dead:
             addr, why = next(iter(dead.items()))
             out.append(("dns.ipv6.web_unreachable",

@@ -20,7 +20,7 @@ from auditor.catalogue import catalogue_of
 from auditor.check import Check, CheckContext, CheckOutcome, Finding
 from auditor.errors import AuditorError
 from auditor.targets import Target
-from checks.dns.analysis import NotTested, analyse
+from checks.dns.analysis import judge
 from checks.dns.client import DNSBudgetError, DNSClient, DNSQueryError, parse_server, system_servers
 from checks.dns.collect import collect
 from checks.web.net import one_line
@@ -79,16 +79,14 @@ class DNSCheck(Check):
             evidence = collect(client, target, ctx)
         except (DNSQueryError, DNSBudgetError, AuditorError) as exc:
             return CheckOutcome.failed(f"could not test DNS: {exc}")
-        try:
-            findings = self.findings_of(evidence)
-        except NotTested as exc:
-            return CheckOutcome.failed(str(exc), evidence)
-        return CheckOutcome(findings=findings, evidence=evidence)
+        hits, untested = judge(evidence)
+        return CheckOutcome(findings=self._findings(hits), evidence=evidence,
+                            error=one_line("; ".join(untested), 500) if untested else None)
 
-    def findings_of(self, evidence: dict[str, Any]) -> list[Finding]:
+    def _findings(self, hits: list[tuple[str, str]]) -> list[Finding]:
         # Record text is the zone owner's: one line, control characters escaped, capped.
-        return [self.finding(fid, one_line(line, 300)) for fid, line in analyse(evidence)]
+        return [self.finding(fid, one_line(line, 300)) for fid, line in hits]
 
     def reanalyse(self, stored: dict[str, Any], ctx: CheckContext | None = None) -> list[Finding]:
         """The findings stored evidence supports, judged again by today's code."""
-        return self.findings_of(stored)
+        return self._findings(judge(stored)[0])

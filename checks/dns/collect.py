@@ -21,6 +21,7 @@ alone, so a stored scan can be judged again offline.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import ssl
 from typing import Any
@@ -38,6 +39,7 @@ MAX_SPF_DOMAINS = 16
 MAX_NS = 8
 MAX_V6_PROBES = 4
 MAX_TXT = 16
+_LOCAL_ERRNOS = {errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 
 
 def find_zone(client: DNSClient, host: str) -> str:
@@ -180,5 +182,9 @@ def _probe(host: str, address: str, port: int, ctx: CheckContext) -> str:
         return "ok" if version else "no TLS version negotiated"
     except TimeoutError:
         return f"no answer within {timeout:g} s"
-    except (OSError, ssl.SSLError, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno in _LOCAL_ERRNOS:  # this machine has no IPv6 path: says nothing of the site
+            return f"untested: no IPv6 route from the scanner ({exc.strerror})"
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
+    except (ssl.SSLError, ValueError) as exc:
         return f"{type(exc).__name__}: {str(exc)[:120]}"

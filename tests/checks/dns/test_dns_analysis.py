@@ -92,6 +92,16 @@ def test_non_validating_resolver_is_not_a_pass() -> None:
         analyse(ev)
 
 
+def test_scanner_without_ipv6_route_is_untested_and_keeps_other_findings() -> None:
+    from checks.dns.analysis import judge
+
+    ev = changed("ipv6.web_reach", {"2001:db8::1": "untested: no IPv6 route from the scanner (Network is unreachable)"})
+    ev["mail"]["dmarc"] = []
+    hits, untested = judge(ev)
+    assert [h[0] for h in hits] == ["dns.dmarc.missing"]
+    assert untested and "no IPv6 route" in untested[0]
+
+
 def test_spf_lookup_count_follows_includes_once() -> None:
     tree = {ZONE: ["v=spf1 a mx include:a.x include:b.x -all"], "a.x": ["v=spf1 include:b.x exists:%{i}.x -all"],
             "b.x": ["v=spf1 ip4:192.0.2.0/24 ptr -all"]}
