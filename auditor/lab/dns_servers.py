@@ -293,7 +293,7 @@ def _good_records(web: str, zone: str) -> list[str]:
         "edge AAAA ::1",
         f"www A {web}",
         "www AAAA ::1",
-        '@ CAA 0 issue "lab-ca.test"',
+        '@ CAA 0 issue "lab-ca.test"',  # the lab CA's CAA domain (policy parameter dns.caa_issuers)
         '@ CAA 0 iodef "mailto:security@lab.test"',
         "@ MX 10 mail",
         f"mail A {web}",
@@ -327,6 +327,7 @@ LAB_DNS_FLAWS: dict[str, str] = {
     "stsnone": "dns.mta_sts.invalid",
     "weakalg": "dns.dnssec.weak_algorithm",
     "cdn": "",
+    "caawrong": "dns.caa.issuer_not_listed",
 }
 
 
@@ -368,6 +369,8 @@ def lab_zones(web: str, sts_none: str = "127.0.9.5") -> list[LabZone]:
                                    add=("@ MX 0 .", '@ TXT "v=spf1 -all"'))),
         LabZone("noaaaa", _changed(web, z("noaaaa"), drop=("www AAAA",))),
         LabZone("aaaadead", _good_records(web, z("aaaadead"))),
+        LabZone("caawrong", _changed(web, z("caawrong"), drop=('@ CAA 0 issue',),
+                                     add=('@ CAA 0 issue "other-ca.test"',))),
         LabZone("cdn", _changed(web, z("cdn"), drop=("www ",), add=(f"www CNAME edge.{z('good')}",))),
         LabZone("weakalg", _good_records(web, z("weakalg")), algorithm="rsasha1"),
         LabZone("stsnone", _changed(web, z("stsnone"), drop=("mta-sts",), add=(f"mta-sts A {sts_none}",))),

@@ -39,9 +39,7 @@ def judge(ev: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
         hits += _dnssec(zone, ev.get("dnssec", {}))
     except NotTested as exc:
         untested.append(str(exc))
-    caa = ev.get("caa", {})
-    if not any(r.get("tag", "").lower() in ("issue", "issuewild") for r in caa.get("records", [])):
-        hits.append(("dns.caa.missing", f"no CAA issue record at {ev.get('host')} or any parent domain"))
+    hits += _caa(str(ev.get("host", "")), ev.get("caa", {}))
     hits += _mail(zone, ev.get("mail", {}))
     try:
         hits += _ipv6(str(ev.get("host", "")), ev.get("ipv6", {}))
@@ -83,6 +81,22 @@ def _dnssec(zone: str, d: dict[str, Any]) -> list[tuple[str, str]]:
     if weak and keys:
         out.append(("dns.dnssec.weak_algorithm", f"{zone}: " + ", ".join(weak)))
     return out
+
+
+def _caa(host: str, caa: dict[str, Any]) -> list[tuple[str, str]]:
+    records = caa.get("records", [])
+    issue = [r for r in records if r.get("tag", "").lower() == "issue"]
+    if not issue and not any(r.get("tag", "").lower() == "issuewild" for r in records):
+        return [("dns.caa.missing", f"no CAA issue record at {host} or any parent domain")]
+    expected = caa.get("issuer_caa_domain")
+    if not expected or not issue:
+        return []  # an issuer this policy does not map (or a wildcard-only set): no verdict
+    named = {str(r.get("value", "")).split(";", 1)[0].strip().lower() for r in issue}
+    if expected.lower() not in named:
+        org = (caa.get("cert_issuer") or {}).get("organization")
+        return [("dns.caa.issuer_not_listed", f"{caa.get('found_at')}: CAA issue names "
+                 f"{', '.join(sorted(n or ';' for n in named))}, not {expected} (issuer of the site's certificate: {org})")]
+    return []
 
 
 def sends_no_mail(mail: dict[str, Any], spf_record: str | None) -> bool:

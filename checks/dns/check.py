@@ -53,7 +53,15 @@ class DNSCheck(Check):
         "site answers over IPv6."
     )
     catalogue = CATALOGUE
-    parameters = {"dns.max_queries": 120}
+    parameters = {
+        "dns.max_queries": 120,
+        # Issuer organisation (substring of the certificate's issuer O) -> its CAA domain.
+        "dns.caa_issuers": {
+            "Let's Encrypt": "letsencrypt.org", "DigiCert": "digicert.com", "Sectigo": "sectigo.com",
+            "GlobalSign": "globalsign.com", "GoDaddy": "godaddy.com", "Google Trust Services": "pki.goog",
+            "Amazon": "amazon.com", "Entrust": "entrust.net",
+        },
+    }
 
     def applies(self, target: Target, ctx: CheckContext) -> bool:
         if _is_ip(target.host):

@@ -9,7 +9,9 @@ alone, so a stored scan can be judged again offline.
   zone's apex.
 - **DNSSEC**: the apex DNSKEY and DS (asked with CD, so bogus data is still seen) and the
   resolver's verdict on the DNSKEY asked without CD.
-- **CAA**: RFC 8659 tree climbing from the host up to (not including) the top-level label.
+- **CAA**: RFC 8659 tree climbing from the host up to (not including) the top-level label;
+  when there are records, the issuer of the certificate the site serves (at its pinned
+  address) and the CAA domain the policy parameter ``dns.caa_issuers`` maps it to.
 - **Mail**: MX, the SPF record and every include/redirect target (at most
   ``MAX_SPF_DOMAINS``), ``_dmarc``, ``_mta-sts`` and ``_smtp._tls`` TXT records, and the
   MTA-STS policy those announce (:mod:`checks.dns.mta_sts`).
@@ -75,7 +77,7 @@ def collect(client: DNSClient, target: Target, ctx: CheckContext) -> dict[str, A
     zone = find_zone(client, host)
     ev: dict[str, Any] = {"host": host, "zone": zone, "server": [f"{a}:{p}" for a, p in client.servers]}
     ev["dnssec"] = _dnssec(client, zone)
-    ev["caa"] = _caa(client, host)
+    ev["caa"] = _caa(client, target, ctx)
     ev["mail"] = _mail(client, zone, ctx)
     ev["ipv6"] = _ipv6(client, target, zone, ctx)
     ev["queries"] = client.queries
@@ -98,16 +100,56 @@ def _dnssec(client: DNSClient, zone: str) -> dict[str, Any]:
     }
 
 
-def _caa(client: DNSClient, host: str) -> dict[str, Any]:
+def _caa(client: DNSClient, target: Target, ctx: CheckContext) -> dict[str, Any]:
+    host = _norm(target.host)
+    out: dict[str, Any] = {"found_at": None, "records": []}
     labels = host.split(".")
     for i in range(len(labels) - 1):
         name = ".".join(labels[i:])
         rr = client.query(name, "CAA").rrset("CAA")
         if rr is not None:
-            records = [{"flags": int(r.flags), "tag": r.tag.decode("ascii", "replace")[:32],
-                        "value": r.value.decode("utf-8", "replace")[:200]} for r in rr]
-            return {"found_at": name, "records": records}
-    return {"found_at": None, "records": []}
+            out["found_at"] = name
+            out["records"] = [{"flags": int(r.flags), "tag": r.tag.decode("ascii", "replace")[:32],
+                               "value": r.value.decode("utf-8", "replace")[:200]} for r in rr][:MAX_TXT]
+            break
+    if out["records"]:
+        issuer = certificate_issuer(target, ctx)
+        out["cert_issuer"] = issuer
+        known: dict[str, str] = dict(ctx.param("dns.caa_issuers", {}) or {})
+        org = str(issuer.get("organization") or "")
+        out["issuer_caa_domain"] = next((dom for name, dom in known.items() if name and name.lower() in org.lower()),
+                                        None)
+    return out
+
+
+def certificate_issuer(target: Target, ctx: CheckContext) -> dict[str, Any]:
+    """The issuer (organization, common name) of the certificate the site serves at its pinned
+    address, or the error; the chain is the tls check's business, so it is not validated."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((target.address, target.port), timeout=ctx.bounded_timeout()) as sock:
+            sock.settimeout(ctx.bounded_timeout())
+            with tls.wrap_socket(sock, server_hostname=target.host) as conn:
+                der = conn.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return {"error": f"{type(exc).__name__}: {str(exc)[:120]}"}
+    if not der:
+        return {"error": "no certificate"}
+    try:
+        name = x509.load_der_x509_certificate(der).issuer
+    except ValueError as exc:
+        return {"error": f"unreadable certificate: {str(exc)[:120]}"}
+
+    def first(oid: x509.ObjectIdentifier) -> str | None:
+        attrs = name.get_attributes_for_oid(oid)
+        return str(attrs[0].value)[:200] if attrs else None
+
+    return {"organization": first(NameOID.ORGANIZATION_NAME), "common_name": first(NameOID.COMMON_NAME)}
 
 
 def _mail(client: DNSClient, zone: str, ctx: CheckContext) -> dict[str, Any]:

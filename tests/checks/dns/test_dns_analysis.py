@@ -70,6 +70,8 @@ def test_good_evidence_has_no_finding() -> None:
     ("ipv6.ns_aaaa", {f"ns1.{ZONE}": [], f"ns2.{ZONE}": ["2001:db8::2"]}, ["dns.ipv6.ns_missing"]),
     ("ipv6.web_reach", {"2001:db8::1": "no answer within 3 s"}, ["dns.ipv6.web_unreachable"]),
     ("caa.records", [{"flags": 0, "tag": "iodef", "value": "mailto:x@y"}], ["dns.caa.missing"]),
+    ("caa.issuer_caa_domain", "digicert.com", ["dns.caa.issuer_not_listed"]),
+    ("caa.issuer_caa_domain", "LetsEncrypt.org", []),
 ])
 def test_each_flaw_yields_its_finding(path: str, value: Any, expected: list[str]) -> None:
     assert ids(changed(path, value)) == expected

@@ -53,9 +53,27 @@ def dns_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 
 def _target(label: str, lab: dict[str, Any]) -> tuple[str, str]:
+    """The zone's www site: pinned to [::1] (the HTTPS site whose certificate CAA is judged
+    against), on the port nothing serves for ``aaaadead``."""
     port = lab["dead_port"] if label == "aaaadead" else lab["v6_port"]
     host = f"www.{label}.lab.test"
-    return f"https://{host}:{port}/", f"{host}:{port}:{WEB_V4}"
+    return f"https://{host}:{port}/", f"{host}:{port}:[::1]"
+
+
+def lab_policy(directory: Path) -> Path:
+    """The bundled policy with the lab CA's CAA domain in ``dns.caa_issuers``."""
+    import shutil
+
+    import yaml
+
+    from checks.dns.check import DNSCheck as Check
+
+    shutil.copytree(Path(__file__).resolve().parents[3] / "policies" / "default", directory)
+    doc = yaml.safe_load((directory / "policy.yaml").read_text(encoding="utf-8"))
+    doc.setdefault("parameters", {})["dns.caa_issuers"] = {**Check.parameters["dns.caa_issuers"],
+                                                           "Auditor Lab": "lab-ca.test"}
+    (directory / "policy.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return directory
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +88,11 @@ def lab_scan(dns_lab: dict[str, Any], cli, tmp_path_factory: pytest.TempPathFact
         args.append(url)
         resolves += ["--resolve", resolve]
     db = tmp_path_factory.mktemp("dnsdb") / "scan.db"
+    policy = lab_policy(tmp_path_factory.mktemp("dnspolicy") / "policy")
     t0 = time.monotonic()
     res = cli("scan", *args, *resolves, "--checks", "dns", "--dns-server", dns_lab["lab"].resolver,
-              "--format", "json", "--db", str(db), "--timeout", "3", "--ca-file", dns_lab["ca_file"])
+              "--format", "json", "--db", str(db), "--timeout", "3", "--ca-file", dns_lab["ca_file"],
+              "--policy", str(policy))
     elapsed = time.monotonic() - t0
     assert res.out, res
     out = json.loads(res.out)
@@ -183,7 +203,7 @@ def test_cname_to_another_zone_keeps_the_hosts_own_zone(dns_lab: dict[str, Any])
     """www.cdn.lab.test is a CNAME into good.lab.test: the mail domain is still cdn.lab.test,
     and the AAAA is the CNAME target's."""
     port = dns_lab["v6_port"]
-    target = Target(url=f"https://www.cdn.lab.test:{port}/", host="www.cdn.lab.test", port=port, address=WEB_V4)
+    target = Target(url=f"https://www.cdn.lab.test:{port}/", host="www.cdn.lab.test", port=port, address="::1")
     ctx = CheckContext(timeout=3, resolver=Resolver([], allow_dns=False), ca_file=dns_lab["ca_file"],
                        options={"dns_server": dns_lab["lab"].resolver})
     out = DNSCheck().run(target, ctx)
@@ -192,3 +212,6 @@ def test_cname_to_another_zone_keeps_the_hosts_own_zone(dns_lab: dict[str, Any])
     assert out.evidence["ipv6"]["web_aaaa"] == ["::1"] and out.evidence["ipv6"]["web_reach"] == {"::1": "ok"}
     assert out.evidence["dnssec"]["resolver_verdict"] == "secure"
     assert out.evidence["queries"] <= 40
+    # The bundled issuer map does not know the lab CA: CAA is present, and no verdict on the issuer.
+    assert out.evidence["caa"]["cert_issuer"]["organization"] == "Auditor Lab"
+    assert out.evidence["caa"]["issuer_caa_domain"] is None
