@@ -22,7 +22,6 @@ alone, so a stored scan can be judged again offline.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import socket
 import ssl
@@ -33,6 +32,7 @@ import dns.rdatatype
 from auditor.check import CheckContext
 from auditor.errors import AuditorError
 from auditor.targets import Target
+from checks.dns.bounded import guard
 from checks.dns.client import Answer, DNSClient
 from checks.dns.mailauth import parse_spf, spf_records
 from checks.dns.mta_sts import fetch_policy
@@ -132,7 +132,8 @@ def certificate_issuer(target: Target, ctx: CheckContext) -> dict[str, Any]:
     tls.check_hostname = False
     tls.verify_mode = ssl.CERT_NONE
     try:
-        with socket.create_connection((target.address, target.port), timeout=ctx.bounded_timeout()) as sock:
+        with socket.create_connection((target.address, target.port), timeout=ctx.bounded_timeout()) as sock, \
+                guard(sock, ctx.bounded_timeout()):
             sock.settimeout(ctx.bounded_timeout())
             with tls.wrap_socket(sock, server_hostname=target.host) as conn:
                 der = conn.getpeercert(binary_form=True)
@@ -204,7 +205,8 @@ def _ipv6(client: DNSClient, target: Target, zone: str, ctx: CheckContext) -> di
 
 
 def _probe(host: str, address: str, port: int, ctx: CheckContext) -> str:
-    """"ok" when ``address:port`` accepts TCP and completes a TLS handshake, else why not."""
+    """"ok" when ``address:port`` accepts TCP (within T) and completes a TLS handshake (within
+    T more, whatever the server drips), else why not."""
     if ctx.resolver is not None:
         try:
             ctx.resolver.policy.check(host, address)
@@ -215,12 +217,16 @@ def _probe(host: str, address: str, port: int, ctx: CheckContext) -> str:
     tls.check_hostname = False
     tls.verify_mode = ssl.CERT_NONE  # certificates are the tls check's business
     try:
-        with socket.create_connection((address, port), timeout=timeout) as sock:
+        with socket.create_connection((address, port), timeout=timeout) as sock, \
+                guard(sock, ctx.bounded_timeout()) as fired:
             sock.settimeout(ctx.bounded_timeout())
-            with tls.wrap_socket(sock, server_hostname=host) as conn:
-                version = conn.version()
-                with contextlib.suppress(OSError):
-                    conn.unwrap()
+            try:
+                with tls.wrap_socket(sock, server_hostname=host) as conn:
+                    version = conn.version()
+            except (OSError, ssl.SSLError):
+                if fired.is_set():
+                    raise TimeoutError from None
+                raise
         return "ok" if version else "no TLS version negotiated"
     except TimeoutError:
         return f"no answer within {timeout:g} s"

@@ -20,6 +20,7 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from auditor.errors import AuditorError
+from checks.dns.bounded import guard
 
 if TYPE_CHECKING:
     from auditor.check import CheckContext
@@ -46,14 +47,20 @@ def fetch_policy(client: DNSClient, zone: str, ctx: CheckContext) -> dict[str, A
             return out
     tls = ssl.create_default_context(cafile=ctx.ca_file) if ctx.ca_file else ssl.create_default_context()
     try:
-        with socket.create_connection((address, 443), timeout=ctx.bounded_timeout()) as sock:
+        with socket.create_connection((address, 443), timeout=ctx.bounded_timeout()) as sock, \
+                guard(sock, 2 * ctx.bounded_timeout()) as fired:
             sock.settimeout(ctx.bounded_timeout())
             with tls.wrap_socket(sock, server_hostname=host) as conn:
                 conn.sendall(f"GET {PATH} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: {ctx.user_agent or 'auditor'}"
                              "\r\nConnection: close\r\n\r\n".encode("ascii"))
                 data = b""
                 while len(data) <= MAX_BYTES + 8192:
-                    chunk = conn.recv(16384)
+                    try:
+                        chunk = conn.recv(16384)
+                    except (OSError, ssl.SSLError):
+                        if fired.is_set():
+                            break  # time is up: judge what arrived (a cut policy fails to parse)
+                        raise
                     if not chunk:
                         break
                     data += chunk
