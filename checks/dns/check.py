@@ -47,7 +47,7 @@ class DNSCheck(Check):
     title = "DNS and e-mail posture: DNSSEC, CAA, SPF, DMARC, MTA-STS, TLS-RPT, IPv6"
     description = (
         "Asks the chosen resolver (--dns-server, else the system's) about the site's zone: DNSSEC "
-        "validation and algorithms, CAA, SPF (syntax, +all/?all, the 10-lookup limit), DMARC policy "
+        "validation and algorithms, CAA (present, naming the CA of the site's certificate), SPF (syntax, +all/?all, the 10-lookup limit), DMARC policy "
         "and reporting, MTA-STS and TLS-RPT records (not required of a domain that sends no mail: "
         "null MX or v=spf1 -all), AAAA records of the web host and name servers, and whether the "
         "site answers over IPv6."
