@@ -58,7 +58,7 @@ PLAIN_MAX_BYTES = 65_536
 # check stays within 8 T.
 ADMIN_BUDGET_FACTOR = 3.0
 CORS_BUDGET_FACTOR = 1.0
-CORS_MAX_BYTES = 16_384
+CORS_MAX_BYTES = 4096
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from http_header_cases import CASES, H, SUB, HeaderCase, family_counts
+from http_header_cases import CASES, SUB, H, HeaderCase, family_counts
 from loopback_http import Handler, Server, server_cert, tls_server_context
 
 from auditor.check import CheckContext, CheckOutcome
