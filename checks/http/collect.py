@@ -16,6 +16,7 @@ here judges anything; :class:`Collection` hands the material to the analysis and
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 
 from auditor.check import CheckContext
+from auditor.errors import AuditorError
 from auditor.targets import Target
 from checks.http.admin_paths import AdminProbe, probe_admin
 from checks.http.analysis import Observed
@@ -148,9 +150,26 @@ def collect(target: Target, ctx: CheckContext, params: Params) -> Collection:
         return Collection(plain, https, _https_only(chain), final, stop)
     page = scan_html(final)
     cors = probe_cors(target, ctx, final.url)
-    with make_session(ctx, target) as session:
-        admin = probe_admin(session, target, _admin_context(ctx))
+    landing = _landing_target(target, ctx, final.url)
+    with make_session(ctx, landing) as session:
+        admin = probe_admin(session, landing, _admin_context(ctx))
     return Collection(plain, https, _https_only(chain), final, None, page, admin, cors)
+
+
+def _landing_target(target: Target, ctx: CheckContext, url: str) -> Target:
+    """The target moved to the landing page's host when a redirect within the site took the
+    chain there (``example.gov.vn`` → ``www.example.gov.vn``): the admin paths are probed
+    where the site is served. The address is the one the chain itself connected to."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host or host == target.host or ctx.resolver is None:
+        return target
+    port = parts.port or 443
+    try:
+        address = ctx.resolver.resolve(host, port)
+    except AuditorError:
+        return target
+    return dataclasses.replace(target, url=url, host=host, port=port, address=address, path=parts.path or "/")
 
 
 def probe_cors(target: Target, ctx: CheckContext, url: str) -> list[CORSProbe]:

@@ -170,6 +170,9 @@ def holder_seen(lab: Lab) -> list[dict[str, Any]]:
 # Redirect patterns of real sites (served by Host header)
 
 APEX, WWW, OTHER, CDN = "site.test", "www.site.test", "other.test", "cdn.site.test"
+SHOP, WWW_SHOP = "shop.test", "www.shop.test"
+LOGIN = b"<html><head><title>Qu\xe1\xba\xa3n tr\xe1\xbb\x8b</title></head><body><form method=post>" \
+        b"<input name=user><input type=password name=pass></form></body></html>"
 AGENCY, SIBLING = "agency.gov.vn", "sibling.gov.vn"
 GOOD_PAGE_HEADERS = [
     ("Content-Type", "text/html; charset=utf-8"),
@@ -204,7 +207,7 @@ def _redirect(location: str, *extra: tuple[str, str]) -> tuple[int, list[tuple[s
 
 @pytest.fixture(scope="module")
 def rlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedirectLab]:
-    cert = server_cert(tmp_path_factory, "redirect-lab", [APEX, WWW, OTHER, CDN, AGENCY, SIBLING])
+    cert = server_cert(tmp_path_factory, "redirect-lab", [APEX, WWW, OTHER, CDN, AGENCY, SIBLING, SHOP, WWW_SHOP])
     holder: dict[str, Server] = {}
 
     def https_route(h: Handler) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -244,6 +247,12 @@ def rlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedirectLab]:
             return 200, headers, page()
         if host == AGENCY:
             return _redirect(f"https://{SIBLING}:{port}/", sts)
+        if host == SHOP:  # every path of the bare domain goes to www, as on most real sites
+            return _redirect(f"https://{WWW_SHOP}:{port}{path}", sts)
+        if host == WWW_SHOP and path == "/quantri/":
+            return 200, list(GOOD_PAGE_HEADERS), LOGIN
+        if host == WWW_SHOP and path != "/":
+            return 404, [("Content-Type", "text/plain")], b"not found"
         return 200, list(GOOD_PAGE_HEADERS), page()
 
     def http_route(h: Handler) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -348,6 +357,15 @@ def test_same_site_host_that_cannot_be_resolved_stops_cleanly(rlab: RedirectLab)
 def test_redirect_to_plain_http_www_stops(rlab: RedirectLab) -> None:
     out = run_check(rlab.target("to_http"), rlab.overrides(WWW))
     assert out.error is not None and "not HTTPS" in out.error
+
+
+def test_admin_paths_are_probed_on_the_landing_host(rlab: RedirectLab) -> None:
+    target = Target(url=f"https://{SHOP}:{rlab.https.port}/", host=SHOP, port=rlab.https.port,
+                    address=REDIRECT_ADDR, path="/", http_port=rlab.http.port)
+    out = run_check(target, rlab.overrides(WWW_SHOP))
+    assert out.error is None, out.error
+    assert ids(out) == {"http.admin.exposed"}
+    assert [p["final_url"] for p in out.evidence["admin_paths"]] == [f"https://{WWW_SHOP}:{rlab.https.port}/quantri/"]
 
 
 def test_loop_between_hosts_of_the_site_is_bounded(rlab: RedirectLab) -> None:
