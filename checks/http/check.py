@@ -7,10 +7,10 @@ and analyses (:mod:`checks.http.analysis`). Certificates are not judged here (th
 Redirects are followed within the site: the audited host and the other hosts of its
 registrable domain (``example.gov.vn`` → ``www.example.gov.vn``), each hop's HSTS judged
 (:mod:`checks.http.hops`). When the landing page redirects somewhere the check does not
-follow (an unrelated host, plain HTTP, a loop), the transport-level findings (HSTS, cookies, version disclosure) are still
-raised from the responses received, but page-level properties (CSP, framing, nosniff,
-referrer policy, mixed content, SRI) were not tested, so the check reports an error rather
-than passing them.
+follow (an unrelated host, plain HTTP, a loop), the transport-level findings (HSTS, cookies,
+version disclosure) are still raised from the responses received, but page-level properties
+(CSP, framing, nosniff, referrer policy, mixed content, SRI) were not tested, so the check
+reports an error rather than passing them.
 """
 
 from __future__ import annotations
@@ -107,7 +107,10 @@ def _error(target: Target, collection: Collection, evidence: HTTPEvidence) -> st
 def _stop_message(target: Target, stop: StopReason) -> str:
     where = clip(str(stop), 200)
     if stop.kind == "offsite":
-        return f"{target.url} redirects off-site to {where} (another registrable domain); {_UNTESTED_PAGE}: audit that URL instead"
+        return (
+            f"{target.url} redirects off-site to {where} (another registrable domain); "
+            f"{_UNTESTED_PAGE}: audit that URL instead"
+        )
     if stop.kind == "unresolved":
         return f"{target.url} redirects to {where}; {_UNTESTED_PAGE}"
     if stop.kind == "scheme":

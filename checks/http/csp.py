@@ -220,7 +220,7 @@ class CSPVerdicts:
     report_only: list[CSPPolicy] = field(default_factory=list)
 
     def _raw(self) -> list[str]:
-        return [f"{p.origin}: {p.raw}" for p in self.enforced][:5]
+        return [p.raw for p in self.enforced][:5]
 
     def script_views(self) -> list[ScriptView]:
         return [v for v in (script_view(p) for p in self.enforced) if v is not None]
