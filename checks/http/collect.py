@@ -42,7 +42,7 @@ from checks.http.evidence import (
     PlainHTTPEvidence,
 )
 from checks.http.hops import HopHeaders
-from checks.http.site import same_site
+from checks.http.site import host_of, same_site
 from checks.web.net import (
     CHAIN_BUDGET_FACTOR,
     FetchError,
@@ -282,7 +282,7 @@ def _follow(
         chain.extend(part)
         if stop is None or stop.kind != "offsite" or stop.location is None:
             return chain, stop
-        host = (urlsplit(stop.location).hostname or "").lower()
+        host = host_of(stop.location)
         if not host or not same_site(host, target.host):
             return chain, stop
         if len(chain) > max_redirects:

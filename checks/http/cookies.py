@@ -11,10 +11,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from checks.http.hit import MAX_LISTED, Hit, clip, hit, names
-from checks.http.site import is_public_suffix, registrable_domain
+from checks.http.site import host_of, is_public_suffix, registrable_domain
 from checks.web.net import FetchResult
 
 URL_CHARS = 1024
@@ -209,7 +208,7 @@ def strict_cookie_hits(cookies: Sequence[CookieInfo]) -> list[Hit]:
                      if c.samesite == "none" and not c.secure]
     broad = []
     for c in live:
-        host = (urlsplit(c.url).hostname or "").lower()
+        host = host_of(c.url)
         found = domain_problem(c, host) if host else None
         if found is not None:
             broad.append((c, found[0]))

@@ -48,6 +48,9 @@ _NOT_SOURCE_LISTS = frozenset(
      "require-trusted-types-for", "trusted-types", "require-sri-for", "plugin-types", "webrtc"}
 )
 META_IGNORED = ("frame-ancestors", "report-uri", "sandbox")
+# Infra "ASCII whitespace": tab, LF, FF, CR, space (not Python's wider str.split set).
+_ASCII_WS = "\t\n\f\r "
+_ASCII_WS_RE = re.compile(r"[\t\n\f\r ]+")
 _BASE64 = r"[A-Za-z0-9+/\-_]+={0,2}"
 _NONCE_RE = re.compile(rf"'nonce-{_BASE64}'", re.I)
 _HASH_RE = re.compile(rf"'(sha256|sha384|sha512)-({_BASE64})'", re.I)
@@ -87,10 +90,10 @@ def parse_serialized(text: str, origin: str) -> CSPPolicy | None:
     duplicates: list[str] = []
     unknown: list[str] = []
     for chunk in text.split(";"):
-        chunk = chunk.strip(" \t\n\r\f")
+        chunk = chunk.strip(_ASCII_WS)
         if not chunk or not chunk.isascii():
             continue
-        tokens = chunk.split()
+        tokens = _ASCII_WS_RE.split(chunk)
         name = tokens[0].lower()
         if name in directives:
             if name not in duplicates:

@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from checks.http.hit import Hit, clip, hit
 from checks.http.hsts import first_sts
-from checks.http.site import is_apex
+from checks.http.site import host_of, is_apex
 
 MAX_HOPS = 12
 
@@ -58,7 +57,7 @@ class HopHeaders:
 
 
 def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
+    return host_of(url)
 
 
 def _by_host(hops: Sequence[_Headers]) -> dict[str, list[_Headers]]:

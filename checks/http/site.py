@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from publicsuffixlist import PublicSuffixList
 
@@ -57,3 +58,11 @@ def is_apex(host: str) -> bool:
     """True when ``host`` is its own registrable domain (``example.gov.vn``, not ``www.``...)."""
     name = host.strip().rstrip(".").lower()
     return registrable_domain(name) == name
+
+
+def host_of(url: str) -> str:
+    """The lower-case host of ``url``; empty when the URL has none or does not parse."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""

@@ -83,6 +83,7 @@ def test_discloses_version(name: str, value: str) -> None:
 
 @given(urls, st.lists(st.tuples(header_names, any_text | csp_values | hsts_values | referrer_values), max_size=5),
        st.lists(csp_values, max_size=2), st.lists(referrer_values, max_size=2), st.integers(0, 10**9))
+@example("", [("Content-Security-Policy", "\x0b")], [], [], 0)
 def test_header_verdicts(url: str, lines: list[tuple[str, str]], meta_csp: list[str], meta_ref: list[str],
                          minimum: int) -> None:
     final = response(url, lines)
@@ -153,6 +154,8 @@ def test_parse_sts(value: str) -> None:
 
 
 @given(urls, st.lists(csp_values, max_size=3), st.lists(csp_values, max_size=2), st.lists(csp_values, max_size=2))
+@example("", [], [], ["\x0b"])  # a vertical tab is not ASCII whitespace: a one-character directive name
+@example("", ["\x0b"], ["a\x0bb; \x0b"], [])
 def test_csp_hits(url: str, header: list[str], meta: list[str], report_only: list[str]) -> None:
     lines = [("Content-Security-Policy", v) for v in header] + [
         ("Content-Security-Policy-Report-Only", v) for v in report_only]
@@ -183,6 +186,7 @@ def test_cors_hits(acao: list[str], acac: list[str], origin: str) -> None:
 @given(cookie_lines | mixed("__Host-", "__Secure-", "sid", "=", "1", ";", " Secure", " Path=/", " Domain=",
                             "example.com", ".com", "gov.vn", " SameSite=None", "\x1b"), base_urls)
 @example("__Host-a=1; Domain=\x1b[2J", "https://example.com/")
+@example("0", "https://[")  # a URL whose host does not parse
 def test_strict_cookie_hits(line: str, url: str) -> None:
     cookie = cookies.parse_set_cookie(line, url)
     if cookie is None:
@@ -193,6 +197,7 @@ def test_strict_cookie_hits(line: str, url: str) -> None:
 
 
 @given(st.lists(st.tuples(base_urls, st.lists(hsts_values, max_size=2)), min_size=1, max_size=4))
+@example([("https://[", [])])
 def test_hop_hits(chain: list[tuple[str, list[str]]]) -> None:
     hops_ = [hops.HopHeaders(url, 301, sts) for url, sts in chain]
     for found in hops.hop_hits(hops_, [(chain[0][0], None)]):
