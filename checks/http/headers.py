@@ -43,6 +43,7 @@ _REFERRER_TOKENS = frozenset(
         "unsafe-url",
     }
 )
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _WEAK_REFERRER = frozenset({"unsafe-url", "no-referrer-when-downgrade"})
 # HTML: legacy <meta name=referrer> values.
 _LEGACY_META_REFERRER = {
@@ -138,8 +139,9 @@ def split_header(values: list[str]) -> list[str]:
 
 
 def _meta_referrer_token(raw: str) -> str | None:
-    """HTML <meta name=referrer>: one token (lower-cased, legacy names mapped), else None."""
-    value = raw.strip(" \t\n\r\f").lower()
+    """HTML <meta name=referrer>: the content converted to ASCII lower case (not trimmed, as
+    the HTML standard says), legacy names mapped; None when that is not one policy token."""
+    value = raw.translate(_ASCII_LOWER)
     value = _LEGACY_META_REFERRER.get(value, value)
     return value if value in _REFERRER_TOKENS else None
 
