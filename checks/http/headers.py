@@ -200,14 +200,17 @@ def untested_policies(final: HasHeaders, meta_csp: list[str], meta_referrer: lis
 def hsts_hit(final: HasHeaders, minimum: int) -> Hit | None:
     """HSTS of the last HTTPS response: RFC 6797 8.1, only the first header counts."""
     url = final.url
-    raw, policy, problem = first_sts(final.header_values("Strict-Transport-Security"))
+    lines = final.header_values("Strict-Transport-Security")
+    raw, policy, problem = first_sts(lines)
     if raw is None:
         return hit("http.hsts.missing", f"no Strict-Transport-Security header on {url}", url=url)
     header = clip(raw, 200)
+    # RFC 6797 8.1: the UA processes only the first header line.
+    note = f" (first of {len(lines)} header lines; browsers read only it)" if len(lines) > 1 else ""
     if policy is None:
         return hit(
             "http.hsts.missing",
-            f"Strict-Transport-Security '{header}' is ignored by browsers: {problem}",
+            f"Strict-Transport-Security '{header}' is ignored by browsers: {problem}{note}",
             url=url,
             header=header,
             problem=problem,
@@ -215,7 +218,7 @@ def hsts_hit(final: HasHeaders, minimum: int) -> Hit | None:
     if policy.max_age == 0:
         return hit(
             "http.hsts.missing",
-            f"Strict-Transport-Security '{header}' has max-age=0, which switches HSTS off",
+            f"Strict-Transport-Security '{header}' has max-age=0, which switches HSTS off{note}",
             url=url,
             header=header,
             max_age=0,
@@ -223,7 +226,7 @@ def hsts_hit(final: HasHeaders, minimum: int) -> Hit | None:
     if policy.max_age < minimum:
         return hit(
             "http.hsts.short_max_age",
-            f"HSTS max-age={policy.max_age} s, below {minimum} s (parsed: {policy.describe()})",
+            f"HSTS max-age={policy.max_age} s, below {minimum} s (parsed: {policy.describe()}){note}",
             url=url,
             header=header,
             max_age=policy.max_age,

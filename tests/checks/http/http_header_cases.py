@@ -144,7 +144,7 @@ hsts("missing_semicolon_flags", "max-age=31536000; includeSubDomains preload", e
 hsts("include_subdomains_value", "max-age=31536000; includeSubDomains=yes; preload", expect={M}, ev="takes none")
 hsts("preload_value", "max-age=31536000; includeSubDomains; preload=1", expect={M})
 hsts("first_line_invalid", "max-age=x", GOOD_STS, expect={M})
-hsts("first_line_short", "max-age=600; includeSubDomains", GOOD_STS, expect={SHORT})
+hsts("first_line_short", "max-age=600; includeSubDomains", GOOD_STS, expect={SHORT}, ev="first of 2 header lines")
 hsts("quoted_max_age", 'max-age="31536000"; includeSubDomains; preload')
 hsts("spaces_around_semicolons", "max-age=31536000 ; includeSubDomains ; preload")
 hsts("no_spaces", "max-age=31536000;includeSubDomains;preload")
