@@ -54,6 +54,9 @@ GOOD_HEADERS: tuple[tuple[str, str], ...] = (
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "strict-origin-when-cross-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Cross-Origin-Embedder-Policy", "require-corp"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
     ("Server", "lab"),
 )
 GOOD_COOKIE = "sessionid=4f1c2a9e7b3d8056e1a2c4b6d8f0a1b3; Secure; HttpOnly; SameSite=Lax; Path=/"

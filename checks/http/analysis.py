@@ -17,12 +17,13 @@ from urllib.parse import urlsplit
 
 from checks.http.admin_paths import exposed_hit
 from checks.http.content import PageScan, mixed_content_hit, sri_hit
-from checks.http.cookies import CookieInfo, cookie_hits
+from checks.http.cookies import CookieInfo, cookie_hits, strict_cookie_hits
+from checks.http.cross_origin import CORSProbe, cors_hits, isolation_hits
 from checks.http.evidence import HTTPEvidence, PlainHTTPEvidence
 from checks.http.headers import (
     HasHeaders,
     clickjacking_hit,
-    csp_hit,
+    csp_hits,
     effective_referrer_policy,
     enforced_policies,
     hsts_hit,
@@ -32,6 +33,7 @@ from checks.http.headers import (
     version_hit,
 )
 from checks.http.hit import Hit, hit
+from checks.http.hops import HopHeaders, hop_hits
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Observed:
     page: PageScan | None = None
     body_incomplete: bool = False
     admin: Sequence[Hit] = field(default_factory=list)
+    hops: Sequence[HasHeaders] = field(default_factory=list)
+    cors: Sequence[CORSProbe] | None = None
 
     @classmethod
     def from_evidence(cls, evidence: HTTPEvidence) -> Observed:
@@ -65,7 +69,19 @@ class Observed:
             page=page.scan() if page is not None else None,
             body_incomplete=final is not None and final.body_error is not None,
             admin=admin,
+            hops=_stored_hops(evidence),
+            cors=evidence.cors,
         )
+
+
+def _stored_hops(evidence: HTTPEvidence) -> list[HasHeaders]:
+    """The HTTPS responses as stored (older scans: the final response alone)."""
+    if evidence.https_hops:
+        return list(evidence.https_hops)
+    if evidence.final is not None:
+        return [HopHeaders(evidence.final.url, evidence.final.status,
+                           evidence.final.header_values("Strict-Transport-Security"))]
+    return []
 
 
 def analyse(observed: Observed, hsts_min_max_age: int) -> list[Hit]:
@@ -75,10 +91,14 @@ def analyse(observed: Observed, hsts_min_max_age: int) -> list[Hit]:
         hits.append(plain_http_hit(observed.plain))
     if observed.responses:
         hits.append(hsts_hit(observed.responses[-1], hsts_min_max_age))
+        plain_chain = [(h.url, h.location) for h in observed.plain.chain] if observed.plain is not None else None
+        hits.extend(hop_hits(observed.hops or observed.responses, plain_chain))
         hits.append(version_hit(observed.responses))
     hits.extend(cookie_hits(observed.cookies))
+    hits.extend(strict_cookie_hits(observed.cookies))
     if observed.landing is not None and observed.page is not None:
         hits.extend(page_hits(observed.landing, observed.page, observed.body_incomplete))
+        hits.extend(cors_hits(observed.cors or []))
     hits.extend(observed.admin)
     return [h for h in hits if h is not None]
 
@@ -116,12 +136,22 @@ def page_hits(landing: HasHeaders, page: PageScan, body_incomplete: bool) -> lis
     header_policies, meta_policies = enforced_policies(landing, page.meta_csp)
     policies = header_policies + meta_policies
     referrer, _ = effective_referrer_policy(landing.header_values("Referrer-Policy"), page.meta_referrer)
-    hits = [
-        csp_hit(landing, page.meta_csp) if policies or not body_incomplete else None,
+    hits: list[Hit | None] = []
+    if policies or not body_incomplete:
+        hits.extend(csp_hits(landing, page.meta_csp))
+    hits += [
         clickjacking_hit(landing),
         nosniff_hit(landing),
         referrer_hit(landing, page.meta_referrer) if referrer is not None or not body_incomplete else None,
         mixed_content_hit(landing.url, page, upgrades_insecure_requests(policies)),
         sri_hit(landing.url, page),
     ]
+    hits.extend(
+        isolation_hits(
+            landing.url,
+            landing.header_values("Cross-Origin-Opener-Policy"),
+            landing.header_values("Cross-Origin-Embedder-Policy"),
+            landing.header_values("Cross-Origin-Resource-Policy"),
+        )
+    )
     return [h for h in hits if h is not None]

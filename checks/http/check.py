@@ -4,11 +4,13 @@ It collects (:mod:`checks.http.collect`), stores typed evidence (:mod:`checks.ht
 and analyses (:mod:`checks.http.analysis`). Certificates are not judged here (that is the
 ``tls`` check), so the client reads sites with bad certificates or old protocols too.
 
-When the landing page redirects somewhere the check does not follow (another host, plain
-HTTP, a loop), the transport-level findings (HSTS, cookies, version disclosure) are still
-raised from the responses received, but page-level properties (CSP, framing, nosniff,
-referrer policy, mixed content, SRI) were not tested, so the check reports an error rather
-than passing them.
+Redirects are followed within the site: the audited host and the other hosts of its
+registrable domain (``example.gov.vn`` → ``www.example.gov.vn``), each hop's HSTS judged
+(:mod:`checks.http.hops`). When the landing page redirects somewhere the check does not
+follow (an unrelated host, plain HTTP, a loop), the transport-level findings (HSTS, cookies,
+version disclosure) are still raised from the responses received, but page-level properties
+(CSP, framing, nosniff, referrer policy, mixed content, SRI) were not tested, so the check
+reports an error rather than passing them.
 """
 
 from __future__ import annotations
@@ -44,10 +46,11 @@ class HTTPCheck(Check):
     id = "http"
     title = "HTTP security: HTTPS enforcement, security headers, cookies, mixed content"
     description = (
-        "Fetches the plain-HTTP and HTTPS landing URLs (same-host redirects only, bounded time "
-        "and size) and checks HTTPS enforcement, HSTS, Content Security Policy, framing "
-        "protection, nosniff, referrer policy, version disclosure, cookie attributes, mixed "
-        "content and Subresource Integrity of external scripts."
+        "Fetches the plain-HTTP and HTTPS landing URLs (redirects followed within the site's "
+        "registrable domain, bounded time and size) and checks HTTPS enforcement, HSTS on every "
+        "hop, Content Security Policy, framing protection, nosniff, referrer policy, "
+        "cross-origin policies (COOP, COEP, CORP), CORS, version disclosure, cookie attributes, "
+        "mixed content and Subresource Integrity of external scripts."
     )
     catalogue = CATALOGUE
     parameters = {
@@ -114,7 +117,12 @@ def _error(target: Target, collection: Collection, evidence: HTTPEvidence) -> st
 def _stop_message(target: Target, stop: StopReason) -> str:
     where = clip(str(stop), 200)
     if stop.kind == "offsite":
-        return f"{target.url} redirects off-site to {where}; {_UNTESTED_PAGE}: audit that URL instead"
+        return (
+            f"{target.url} redirects off-site to {where} (another registrable domain); "
+            f"{_UNTESTED_PAGE}: audit that URL instead"
+        )
+    if stop.kind == "unresolved":
+        return f"{target.url} redirects to {where}; {_UNTESTED_PAGE}"
     if stop.kind == "scheme":
         return f"{target.url} redirects to {where}, which is not HTTPS; {_UNTESTED_PAGE}"
     return f"cannot fetch {target.url}: {where}"

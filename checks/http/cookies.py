@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from checks.http.hit import MAX_LISTED, Hit, clip, hit, names
+from checks.http.site import host_of, is_public_suffix, registrable_domain
 from checks.web.net import FetchResult
 
 URL_CHARS = 1024
@@ -35,6 +36,8 @@ class CookieInfo:
     samesite: str | None
     deleted: bool
     attributes: str
+    domain: str | None = None  # the Domain attribute as browsers keep it (lower-case, no leading dot)
+    path: str | None = None  # the Path attribute when it is a path ("/..."), else None
 
     @property
     def session_like(self) -> bool:
@@ -50,6 +53,8 @@ class CookieInfo:
             "session_like": self.session_like,
             "deleted": self.deleted,
             "set_cookie": self.attributes,
+            "domain": self.domain,
+            "path": self.path,
         }
 
     @classmethod
@@ -63,6 +68,8 @@ class CookieInfo:
             samesite=data.get("samesite"),
             deleted=bool(data.get("deleted")),
             attributes=str(data.get("set_cookie", "")),
+            domain=None if data.get("domain") is None else str(data.get("domain")),
+            path=None if data.get("path") is None else str(data.get("path")),
         )
 
 
@@ -82,6 +89,10 @@ def parse_set_cookie(header: str, url: str, now: float | None = None) -> CookieI
             continue
         attrs[key] = val.strip()  # RFC 6265 5.3: the last occurrence of an attribute wins
         shown.append(part.strip())
+    # RFC 6265bis 5.6: an empty Domain is ignored, a leading dot dropped; a Path not
+    # starting with "/" means the default path.
+    domain = attrs.get("domain", "").strip().removeprefix(".").lower() or None
+    path = attrs.get("path") if attrs.get("path", "").startswith("/") else None
     samesite = attrs.get("samesite")
     samesite = samesite.lower() if samesite and samesite.lower() in ("strict", "lax", "none") else None
     display = clip(name or "(unnamed)", 100)
@@ -93,6 +104,8 @@ def parse_set_cookie(header: str, url: str, now: float | None = None) -> CookieI
         samesite=samesite,
         deleted=_deletes(attrs, time.time() if now is None else now),
         attributes=clip("; ".join([f"{display}=<redacted>", *shown])),
+        domain=clip(domain, 253) if domain else None,
+        path=clip(path, 200) if path else None,
     )
 
 
@@ -145,6 +158,78 @@ def cookie_hits(cookies: Sequence[CookieInfo]) -> list[Hit]:
                 url=bad[0].url,
                 cookies=bad_names[:MAX_COOKIES],
                 set_cookie=[c.attributes for c in bad[:MAX_LISTED]],
+            )
+        )
+    return hits
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules browsers enforce (RFC 6265bis): prefixes, SameSite=None, Domain scope
+
+
+def prefix_problem(cookie: CookieInfo) -> str | None:
+    """Why a ``__Secure-`` / ``__Host-`` cookie is rejected (prefixes match case-insensitively)."""
+    low = cookie.name.lower()
+    if low.startswith("__host-"):
+        missing = []
+        if not cookie.secure:
+            missing.append("no Secure")
+        if cookie.domain is not None:
+            missing.append(f"Domain={cookie.domain}")
+        if cookie.path != "/":
+            missing.append("Path is not /" if cookie.path else "no Path=/")
+        return f"{cookie.name}: __Host- cookie with {', '.join(missing)}" if missing else None
+    if low.startswith("__secure-") and not cookie.secure:
+        return f"{cookie.name}: __Secure- cookie without Secure"
+    return None
+
+
+def domain_problem(cookie: CookieInfo, host: str) -> tuple[str, bool] | None:
+    """``(why, rejected)`` when the Domain attribute is a public suffix or another host's
+    domain (browsers reject the cookie), or when a session-like cookie is shared with every
+    subdomain of the registrable domain while set by a deeper host."""
+    domain = cookie.domain
+    if domain is None or domain == host:
+        return None
+    if not (host == domain or host.endswith("." + domain)):
+        return f"{cookie.name}: Domain={domain} does not cover {host}, so browsers reject it", True
+    if is_public_suffix(domain):
+        return f"{cookie.name}: Domain={domain} is a public suffix, so browsers reject it", True
+    if cookie.session_like and registrable_domain(host) == domain:
+        return f"{cookie.name}: Domain={domain} shares it with every subdomain of {domain}, not only {host}", False
+    return None
+
+
+def strict_cookie_hits(cookies: Sequence[CookieInfo]) -> list[Hit]:
+    """http.cookie.prefix_violation, http.cookie.samesite_none_insecure, http.cookie.domain_broad."""
+    live = [c for c in cookies if not c.deleted]
+    prefix = [(c, p) for c in live if (p := prefix_problem(c)) is not None]
+    none_insecure = [(c, f"{c.name}: SameSite=None without Secure") for c in live
+                     if c.samesite == "none" and not c.secure]
+    broad = []
+    for c in live:
+        host = host_of(c.url)
+        found = domain_problem(c, host) if host else None
+        if found is not None:
+            broad.append((c, found[0]))
+    hits: list[Hit] = []
+    for finding_id, bad in (
+        ("http.cookie.prefix_violation", prefix),
+        ("http.cookie.samesite_none_insecure", none_insecure),
+        ("http.cookie.domain_broad", broad),
+    ):
+        if not bad:
+            continue
+        reasons = list(dict.fromkeys(r for _, r in bad))
+        suffix = " (browsers reject such cookies)" if finding_id != "http.cookie.domain_broad" else ""
+        hits.append(
+            hit(
+                finding_id,
+                "; ".join(reasons[:3]) + (f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else "") + suffix,
+                url=bad[0][0].url,
+                cookies=list(dict.fromkeys(c.name for c, _ in bad))[:MAX_COOKIES],
+                reasons=reasons[:MAX_LISTED],
+                set_cookie=[c.attributes for c, _ in bad[:MAX_LISTED]],
             )
         )
     return hits

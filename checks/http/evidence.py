@@ -18,6 +18,11 @@ Shape (``SCHEMA_VERSION`` 1; the version is not itself stored, to keep the store
     source}, mixed_content, mixed_content_total, upgrade_insecure_requests, sri_missing,
     sri_missing_total                                           (the page itself was judged)
     admin_paths[, admin_untested]                               (the admin probe ran)
+    https_hops [{url, status, sts}]       (each HTTPS response of the chain and its STS lines)
+    cors [{origin, url, status, allow_origin, allow_credentials, error}]   (the CORS probes)
+
+The last two were added after version 1 was first stored; older scans lack them and are
+judged from ``final`` alone.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 from checks.http.content import Load, PageScan
 from checks.http.cookies import MAX_COOKIES, CookieInfo
+from checks.http.cross_origin import CORSProbe
 from checks.http.headers import (
     HasHeaders,
     effective_referrer_policy,
@@ -35,6 +41,7 @@ from checks.http.headers import (
     upgrades_insecure_requests,
 )
 from checks.http.hit import MAX_LISTED, clip
+from checks.http.hops import HopHeaders
 from checks.web.net import FetchResult, StopReason, chain_evidence
 
 SCHEMA_VERSION = 1
@@ -336,6 +343,8 @@ class HTTPEvidence:
     page: PageEvidence | None = None
     admin: AdminEvidence | None = None
     security_txt: dict[str, Any] | None = None  # checks/http/security_txt.py's fetch, as stored
+    https_hops: list[HopHeaders] | None = None
+    cors: list[CORSProbe] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -354,6 +363,10 @@ class HTTPEvidence:
             out.update(self.admin.to_dict())
         if self.security_txt is not None:
             out["security_txt"] = dict(self.security_txt)
+        if self.https_hops is not None:
+            out["https_hops"] = [h.to_dict() for h in self.https_hops]
+        if self.cors is not None:
+            out["cors"] = [c.to_dict() for c in self.cors]
         return out
 
     @classmethod
@@ -369,4 +382,6 @@ class HTTPEvidence:
             page=PageEvidence.from_dict(data) if "html" in data else None,
             admin=AdminEvidence.from_dict(data) if "admin_paths" in data else None,
             security_txt=dict(data["security_txt"]) if isinstance(data.get("security_txt"), dict) else None,
+            https_hops=None if data.get("https_hops") is None else [HopHeaders.from_dict(h) for h in data["https_hops"]],
+            cors=None if data.get("cors") is None else [CORSProbe.from_dict(c) for c in data["cors"]],
         )

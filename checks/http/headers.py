@@ -12,7 +12,16 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
+from checks.http.csp import (
+    CSPPolicy,
+    CSPVerdicts,
+    header_policies,
+    meta_ignored_hit,
+    meta_policies,
+    report_only_hit,
+)
 from checks.http.hit import MAX_LISTED, Hit, clip, hit
+from checks.http.hsts import first_sts, parse_sts
 
 Policy = dict[str, list[str]]
 
@@ -34,6 +43,7 @@ _REFERRER_TOKENS = frozenset(
         "unsafe-url",
     }
 )
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _WEAK_REFERRER = frozenset({"unsafe-url", "no-referrer-when-downgrade"})
 # HTML: legacy <meta name=referrer> values.
 _LEGACY_META_REFERRER = {
@@ -62,25 +72,10 @@ class HasHeaders(Protocol):
 
 
 def parse_hsts(value: str) -> tuple[int | None, str | None]:
-    """RFC 6797 section 6.1: ``(max_age, None)`` for a valid header, ``(None, problem)`` else."""
-    seen: dict[str, str] = {}
-    for part in value.split(";"):
-        part = part.strip()
-        if not part:
-            continue
-        name, _, raw = part.partition("=")
-        name = name.strip().lower()
-        if name in seen:
-            return None, f"directive {clip(name, 100)} repeated"  # a site's bytes: one short line
-        seen[name] = raw.strip()
-    if "max-age" not in seen:
-        return None, "no max-age directive"
-    raw = seen["max-age"]
-    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        raw = raw[1:-1]
-    if not re.fullmatch(r"[0-9]{1,15}", raw):
-        return None, f"invalid max-age {raw!r}"
-    return int(raw), None
+    """RFC 6797 section 6.1: ``(max_age, None)`` for a valid header, ``(None, problem)`` else
+    (the strict parser is :func:`checks.http.hsts.parse_sts`)."""
+    policy, problem = parse_sts(value)
+    return (policy.max_age, None) if policy is not None else (None, problem)
 
 
 def parse_csp(value: str) -> list[Policy]:
@@ -143,6 +138,14 @@ def split_header(values: list[str]) -> list[str]:
     return [t.strip().lower() for v in values for t in v.split(",") if t.strip()]
 
 
+def _meta_referrer_token(raw: str) -> str | None:
+    """HTML <meta name=referrer>: the content converted to ASCII lower case (not trimmed, as
+    the HTML standard says), legacy names mapped; None when that is not one policy token."""
+    value = raw.translate(_ASCII_LOWER)
+    value = _LEGACY_META_REFERRER.get(value, value)
+    return value if value in _REFERRER_TOKENS else None
+
+
 def effective_referrer_policy(header_values: list[str], meta_values: list[str]) -> tuple[str | None, str]:
     """``(policy, source)``: the last recognised header token, overridden by a valid meta tag."""
     policy: str | None = None
@@ -151,9 +154,8 @@ def effective_referrer_policy(header_values: list[str], meta_values: list[str]) 
         if token in _REFERRER_TOKENS:
             policy, source = token, "header"
     for raw in meta_values:
-        value = raw.strip().lower()
-        value = _LEGACY_META_REFERRER.get(value, value)
-        if value in _REFERRER_TOKENS:
+        value = _meta_referrer_token(raw)
+        if value is not None:
             policy, source = value, "meta"
     return policy, source
 
@@ -165,9 +167,11 @@ def discloses_version(name: str, value: str) -> bool:
 
 
 def enforced_policies(final: HasHeaders, meta_csp: list[str]) -> tuple[list[Policy], list[Policy]]:
-    """``(header policies, meta policies)``: the enforced CSPs of the landing page."""
-    header = [p for v in final.header_values("Content-Security-Policy") for p in parse_csp(v)]
-    return header, [p for v in meta_csp for p in parse_csp(v)]
+    """``(header policies, meta policies)``: the enforced CSPs of the landing page, sources
+    lower-cased. A <meta> policy is one serialized policy (no comma split) without the
+    directives browsers ignore there (:mod:`checks.http.csp`)."""
+    header = [p.lowered() for p in header_policies(final.header_values("Content-Security-Policy"))]
+    return header, [p.lowered() for p in meta_policies(meta_csp) if p.directives]
 
 
 def upgrades_insecure_requests(policies: list[Policy]) -> bool:
@@ -196,34 +200,36 @@ def untested_policies(final: HasHeaders, meta_csp: list[str], meta_referrer: lis
 def hsts_hit(final: HasHeaders, minimum: int) -> Hit | None:
     """HSTS of the last HTTPS response: RFC 6797 8.1, only the first header counts."""
     url = final.url
-    sts = final.header_values("Strict-Transport-Security")
-    if not sts:
+    lines = final.header_values("Strict-Transport-Security")
+    raw, policy, problem = first_sts(lines)
+    if raw is None:
         return hit("http.hsts.missing", f"no Strict-Transport-Security header on {url}", url=url)
-    max_age, problem = parse_hsts(sts[0])
-    header = clip(sts[0], 200)
-    if max_age is None:
+    header = clip(raw, 200)
+    # RFC 6797 8.1: the UA processes only the first header line.
+    note = f" (first of {len(lines)} header lines; browsers read only it)" if len(lines) > 1 else ""
+    if policy is None:
         return hit(
             "http.hsts.missing",
-            f"invalid Strict-Transport-Security '{header}': {problem}",
+            f"Strict-Transport-Security '{header}' is ignored by browsers: {problem}{note}",
             url=url,
             header=header,
             problem=problem,
         )
-    if max_age == 0:
+    if policy.max_age == 0:
         return hit(
             "http.hsts.missing",
-            f"Strict-Transport-Security '{header}' has max-age=0, which switches HSTS off",
+            f"Strict-Transport-Security '{header}' has max-age=0, which switches HSTS off{note}",
             url=url,
             header=header,
             max_age=0,
         )
-    if max_age < minimum:
+    if policy.max_age < minimum:
         return hit(
             "http.hsts.short_max_age",
-            f"HSTS max-age={max_age} s, below {minimum} s",
+            f"HSTS max-age={policy.max_age} s, below {minimum} s (parsed: {policy.describe()}){note}",
             url=url,
             header=header,
-            max_age=max_age,
+            max_age=policy.max_age,
             minimum=minimum,
         )
     return None
@@ -252,68 +258,109 @@ def version_hit(responses: Sequence[HasHeaders]) -> Hit | None:
 # Page-level verdicts (the landing page)
 
 
-def csp_hit(final: HasHeaders, meta_csp: list[str]) -> Hit | None:
-    """No enforced CSP, or one that lets scripts run from anywhere or inline.
+def csp_policies(final: HasHeaders, meta_csp: list[str]) -> tuple[list[CSPPolicy], list[CSPPolicy], list[CSPPolicy]]:
+    """``(header, meta, report-only)`` policies of the page as CSP3 browsers read them."""
+    return (
+        header_policies(final.header_values("Content-Security-Policy")),
+        meta_policies(meta_csp),
+        header_policies(final.header_values("Content-Security-Policy-Report-Only"), "report-only"),
+    )
+
+
+def csp_hits(final: HasHeaders, meta_csp: list[str]) -> list[Hit]:
+    """No enforced CSP (http.csp.missing), else every CSP weakness, plus the <meta> directives
+    browsers drop and what a report-only policy would flag (info).
 
     Call only when the policies were tested (the body was complete or a header was sent).
     """
     url = final.url
-    header_csp = final.header_values("Content-Security-Policy")
-    header_policies, meta_policies = enforced_policies(final, meta_csp)
-    policies = header_policies + meta_policies
-    if not policies:
-        report_only = final.header_values("Content-Security-Policy-Report-Only")
+    header, meta, report_only = csp_policies(final, meta_csp)
+    enforced = [p for p in header + meta if p.directives]
+    hits: list[Hit | None] = []
+    if not enforced:
         text = f"no Content-Security-Policy header or <meta> on {url}"
         if report_only:
             text += " (only Content-Security-Policy-Report-Only, which is not enforced)"
-        return hit("http.csp.missing", text, url=url, report_only=bool(report_only))
-    issues = combined_script_issues(policies)
-    raw_policies = [clip(v, 200) for v in header_csp + meta_csp]
-    if issues is None:
-        return hit(
-            "http.csp.unsafe",
-            f"CSP has no script-src or default-src, so scripts are unrestricted: {raw_policies[0]}",
-            url=url,
-            issues=["no script-src/default-src"],
-            policies=raw_policies[:5],
-        )
-    if not issues:
-        return None
-    ordered = sorted(issues)
-    return hit(
-        "http.csp.unsafe",
-        f"CSP script sources allow {', '.join(ordered)}: {raw_policies[0]}",
-        url=url,
-        issues=ordered,
-        policies=raw_policies[:5],
-    )
+        elif meta:
+            text += " (the <meta> policy holds only directives browsers ignore there)"
+        hits.append(hit("http.csp.missing", text, url=url, report_only=bool(report_only)))
+    else:
+        hits.extend(CSPVerdicts(url, enforced).hits())
+    hits.append(meta_ignored_hit(url, meta))
+    hits.append(report_only_hit(url, report_only))
+    return [h for h in hits if h is not None]
+
+
+def csp_hit(final: HasHeaders, meta_csp: list[str]) -> Hit | None:
+    """http.csp.missing or http.csp.unsafe alone (the two ids the check had first)."""
+    return next((h for h in csp_hits(final, meta_csp) if h.id in ("http.csp.missing", "http.csp.unsafe")), None)
+
+
+def framing(final: HasHeaders) -> tuple[bool, str]:
+    """``(protected, what was parsed)``: can another site frame the page, as browsers decide.
+
+    An enforced *header* policy with frame-ancestors makes browsers ignore X-Frame-Options
+    (CSP3); framing is blocked when any such policy restricts it. Otherwise HTML's
+    X-Frame-Options processing: the values split on commas and lower-cased into a set; two
+    different values of which one is deny/sameorigin/allowall block framing; one value
+    "deny" or "sameorigin" protects; anything else (ALLOW-FROM, which browsers no longer
+    support, a typo, nothing) leaves the page frameable.
+    """
+    policies = header_policies(final.header_values("Content-Security-Policy"))
+    ancestors = [p for p in policies if "frame-ancestors" in p.directives]
+    xfo_raw = ", ".join(final.header_values("X-Frame-Options"))
+    if ancestors:
+        strict = [p for p in ancestors if not (set(p.sources("frame-ancestors") or []) & _PERMISSIVE_ANCESTORS)]
+        shown = " ".join(ancestors[0].directives["frame-ancestors"]) or "(empty)"
+        if strict:
+            kept = " ".join(strict[0].directives["frame-ancestors"]) or "(empty: 'none')"
+            return True, f"CSP frame-ancestors {clip(kept, 80)}"
+        why = f"CSP frame-ancestors {clip(shown, 80)} allows any site to frame the page"
+        if xfo_raw:
+            why += f" (X-Frame-Options '{clip(xfo_raw, 60)}' is ignored when frame-ancestors is present)"
+        return False, why
+    values = {v.strip(" \t").lower() for v in xfo_raw.split(",") if v.strip(" \t")} if xfo_raw else set()
+    if len(values) > 1:
+        if values & {"deny", "sameorigin", "allowall"}:
+            return True, f"X-Frame-Options '{clip(xfo_raw, 80)}' (conflicting values block framing)"
+        return False, f"X-Frame-Options '{clip(xfo_raw, 80)}' has several invalid values, ignored"
+    value = next(iter(values), "")
+    if value in ("deny", "sameorigin"):
+        return True, f"X-Frame-Options {value}"
+    if not value:
+        return False, "no X-Frame-Options and no CSP frame-ancestors header directive"
+    if value.startswith("allow-from"):
+        why = "ALLOW-FROM is obsolete, browsers ignore it"
+    elif value == "allowall":
+        why = "ALLOWALL allows every site"
+    else:
+        why = "not DENY or SAMEORIGIN, ignored"
+    return False, f"X-Frame-Options '{clip(xfo_raw, 80)}': {why}; and no CSP frame-ancestors header directive"
 
 
 def clickjacking_hit(final: HasHeaders) -> Hit | None:
-    """Neither X-Frame-Options DENY/SAMEORIGIN nor a strict frame-ancestors header policy."""
-    xfo_values = split_header(final.header_values("X-Frame-Options"))
-    xfo_ok = bool(xfo_values) and all(v in ("deny", "sameorigin") for v in xfo_values)
-    header_policies, _ = enforced_policies(final, [])
-    ancestors_ok = any(
-        "frame-ancestors" in p and not (set(p["frame-ancestors"]) & _PERMISSIVE_ANCESTORS)
-        for p in header_policies
-    )
-    if xfo_ok or ancestors_ok:
+    """The page can be framed by another site (see :func:`framing`)."""
+    protected, why = framing(final)
+    if protected:
         return None
     xfo = ", ".join(final.header_values("X-Frame-Options"))
-    text = "no X-Frame-Options DENY/SAMEORIGIN and no CSP frame-ancestors"
-    if xfo:
-        text += f" (X-Frame-Options: {xfo})"
-    return hit("http.clickjacking", text, url=final.url, x_frame_options=clip(xfo, 200))
+    return hit("http.clickjacking", why, url=final.url, x_frame_options=clip(xfo, 200))
 
 
 def nosniff_hit(final: HasHeaders) -> Hit | None:
-    """The first value of the (combined) X-Content-Type-Options header must be nosniff."""
-    xcto = split_header(final.header_values("X-Content-Type-Options"))
-    if xcto and xcto[0] == "nosniff":
+    """Fetch "determine nosniff": the first value of the combined header must be nosniff
+    (ASCII case-insensitive); later values do not count."""
+    raw = final.header_values("X-Content-Type-Options")
+    xcto = [t.strip(" \t") for v in raw for t in v.split(",")]
+    if xcto and xcto[0].lower() == "nosniff":
         return None
-    shown = ", ".join(final.header_values("X-Content-Type-Options"))
-    text = "no X-Content-Type-Options: nosniff" + (f" (got '{shown}')" if shown else "")
+    shown = ", ".join(raw)
+    if not raw:
+        text = "no X-Content-Type-Options: nosniff"
+    elif "nosniff" in [t.lower() for t in xcto]:
+        text = f"X-Content-Type-Options '{clip(shown, 80)}': only the first value counts and it is not nosniff"
+    else:
+        text = f"X-Content-Type-Options '{clip(shown, 80)}' is not nosniff, so browsers still sniff"
     return hit("http.xcto.missing", text, url=final.url, value=clip(shown, 200))
 
 
@@ -323,12 +370,18 @@ def referrer_hit(final: HasHeaders, meta_referrer: list[str]) -> Hit | None:
     policy, source = effective_referrer_policy(rp_header, meta_referrer)
     if policy is not None and policy not in _WEAK_REFERRER:
         return None
+    ignored = [t for t in split_header(rp_header) if t not in _REFERRER_TOKENS]
+    bad_meta = [m for m in meta_referrer if _meta_referrer_token(m) is None]
     if policy is None:
         text = "no Referrer-Policy header or <meta name=referrer>"
         if rp_header:
-            text = f"Referrer-Policy '{', '.join(rp_header)}' has no recognised policy"
+            text = f"Referrer-Policy '{clip(', '.join(rp_header), 80)}' has no recognised policy token"
     else:
         text = f"effective referrer policy is {policy} (from {source})"
+    if ignored:
+        text += f"; unknown header token(s) ignored: {', '.join(clip(t, 30) for t in ignored[:3])}"
+    if bad_meta:
+        text += f"; <meta name=referrer content='{clip(bad_meta[0], 40)}'> ignored (it takes a single token)"
     return hit(
         "http.referrer_policy.weak",
         text,

@@ -13,7 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
-from checks.http import content, cookies, headers
+from checks.http import content, cookies, cross_origin, headers, hops, hsts
 from checks.web.net import FetchResult
 
 hsts_values = mixed("max-age", "=", '"', "31536000", "0", "-1", ";", "includeSubDomains", "preload",
@@ -83,6 +83,7 @@ def test_discloses_version(name: str, value: str) -> None:
 
 @given(urls, st.lists(st.tuples(header_names, any_text | csp_values | hsts_values | referrer_values), max_size=5),
        st.lists(csp_values, max_size=2), st.lists(referrer_values, max_size=2), st.integers(0, 10**9))
+@example("", [("Content-Security-Policy", "\x0b")], [], [], 0)
 def test_header_verdicts(url: str, lines: list[tuple[str, str]], meta_csp: list[str], meta_ref: list[str],
                          minimum: int) -> None:
     final = response(url, lines)
@@ -131,3 +132,73 @@ def test_scan_html(url: str, body: str, ctype: str) -> None:
     for found in (content.mixed_content_hit(url, page, False), content.sri_hit(url, page)):
         if found is not None:
             assert_one_line(found.evidence)
+
+
+# ---- issue 15: strict HSTS, CSP verdicts, cross-origin policies, CORS, cookie rules, hops
+
+sf_values = mixed("same-origin", "require-corp", "unsafe-none", ";", "report-to", "=", '"x"', ",", " ", "*", "?1",
+                  "Same-Origin", "1.5", "\\")
+
+
+@given(hsts_values)
+@example("max-age=1; includeSubDomains, max-age=1")
+@example('max-age="1\\')
+def test_parse_sts(value: str) -> None:
+    policy, problem = hsts.parse_sts(value)
+    assert (policy is None) != (problem is None)
+    if policy is not None:
+        assert policy.max_age >= 0 and isinstance(policy.preload_problems(), list)
+        assert_one_line(policy.describe())
+    else:
+        assert_one_line(str(problem))
+
+
+@given(urls, st.lists(csp_values, max_size=3), st.lists(csp_values, max_size=2), st.lists(csp_values, max_size=2))
+@example("", [], [], ["\x0b"])  # a vertical tab is not ASCII whitespace: a one-character directive name
+@example("", ["\x0b"], ["a\x0bb; \x0b"], [])
+def test_csp_hits(url: str, header: list[str], meta: list[str], report_only: list[str]) -> None:
+    lines = [("Content-Security-Policy", v) for v in header] + [
+        ("Content-Security-Policy-Report-Only", v) for v in report_only]
+    for found in headers.csp_hits(response(url, lines), meta):
+        assert found.id.startswith("http.csp.")
+        assert_one_line(found.evidence)
+        assert len(found.evidence) <= 300
+
+
+@given(st.lists(sf_values, max_size=3), st.lists(sf_values, max_size=2), st.lists(sf_values, max_size=2))
+def test_cross_origin_policies(coop: list[str], coep: list[str], corp: list[str]) -> None:
+    for parsed in (cross_origin.parse_coop(coop), cross_origin.parse_coep(coep), cross_origin.parse_corp(corp)):
+        assert (parsed.value is None) or parsed.problem is None
+        assert_one_line(parsed.describe())
+    for found in cross_origin.isolation_hits("https://example.com/", coop, coep, corp):
+        assert_one_line(found.evidence)
+
+
+@given(st.lists(any_text | st.just("https://auditor-probe.invalid") | st.just("*") | st.just("null"), max_size=2),
+       st.lists(st.just("true") | any_text, max_size=2), st.sampled_from(["https://auditor-probe.invalid", "null"]))
+def test_cors_hits(acao: list[str], acac: list[str], origin: str) -> None:
+    probe = cross_origin.CORSProbe(origin, "https://example.com/", 200, acao, acac)
+    assert cross_origin.CORSProbe.from_dict(probe.to_dict()).origin == origin
+    for found in cross_origin.cors_hits([probe]):
+        assert_one_line(found.evidence)
+
+
+@given(cookie_lines | mixed("__Host-", "__Secure-", "sid", "=", "1", ";", " Secure", " Path=/", " Domain=",
+                            "example.com", ".com", "gov.vn", " SameSite=None", "\x1b"), base_urls)
+@example("__Host-a=1; Domain=\x1b[2J", "https://example.com/")
+@example("0", "https://[")  # a URL whose host does not parse
+def test_strict_cookie_hits(line: str, url: str) -> None:
+    cookie = cookies.parse_set_cookie(line, url)
+    if cookie is None:
+        return
+    for found in cookies.strict_cookie_hits([cookie]):
+        assert_one_line(found.evidence)
+        assert len(found.evidence) <= 300
+
+
+@given(st.lists(st.tuples(base_urls, st.lists(hsts_values, max_size=2)), min_size=1, max_size=4))
+@example([("https://[", [])])
+def test_hop_hits(chain: list[tuple[str, list[str]]]) -> None:
+    hops_ = [hops.HopHeaders(url, 301, sts) for url, sts in chain]
+    for found in hops.hop_hits(hops_, [(chain[0][0], None)]):
+        assert_one_line(found.evidence)
