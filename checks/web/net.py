@@ -821,7 +821,7 @@ def _chain_fetch(
         host = urlsplit(url).hostname or url
         after = f" after {hops} redirect{'s' if hops != 1 else ''}" if hops else ""
         return FetchError(
-            f"no final response from {host} within {budget:g} s{after} (the fetch time bound)",
+            f"no final response from {host} within {round(budget, 1):g} s{after} (the fetch time bound)",
             kind="timeout",
             url=url,
         )

@@ -19,6 +19,7 @@ from http_header_cases import CASES, SUB, H, HeaderCase, family_counts
 from loopback_http import Handler, Server, server_cert, tls_server_context
 
 from auditor.check import CheckContext, CheckOutcome
+from auditor.lab.sites import security_txt_body
 from auditor.targets import Resolver, Target
 from checks.http import HTTPCheck
 from checks.http.cross_origin import PROBE_ORIGIN
@@ -98,7 +99,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         host = (h.headers.get("Host") or H).rsplit(":", 1)[0]
         return 301, [("Location", f"https://{host}:{holder['https'].port}{h.path}")], b""
 
-    holder["https"] = Server(ADDR, {"/": https_route}, tls_server_context(cert.cert, cert.key))
+    holder["https"] = Server(ADDR, {"/": https_route, "/.well-known/security.txt": _security_txt},
+                              tls_server_context(cert.cert, cert.key))
     holder["http"] = Server(ADDR, {"/": http_route})
     yield Lab(holder["https"], holder["http"])
     holder["https"].stop()
@@ -121,8 +123,9 @@ def test_the_table_has_200_cases_and_every_new_id() -> None:
     new_ids = {s.id for s in HTTPCheck().catalogue} - {
         "http.https_not_enforced", "http.version_disclosure", "http.mixed_content", "http.sri.missing",
         "http.admin.exposed", "http.cookie.no_httponly",
-    }
-    # http.hsts.redirect_hop needs two hosts: the redirect lab below covers it.
+    } - {s.id for s in HTTPCheck().catalogue if s.id.startswith("http.security_txt.")}
+    # http.hsts.redirect_hop needs two hosts: the redirect lab below covers it; security.txt
+    # has its own suite (test_security_txt.py).
     assert new_ids - covered == {"http.hsts.redirect_hop"}
 
 
@@ -201,6 +204,11 @@ class RedirectLab:
         return [f"{h}:*:{REDIRECT_ADDR}" for h in hosts]
 
 
+def _security_txt(h: Handler) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A valid RFC 9116 file, so the header cases yield only their own ids."""
+    return 200, [("Content-Type", "text/plain; charset=utf-8")], security_txt_body().encode()
+
+
 def _redirect(location: str, *extra: tuple[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
     return 301, [("Location", location), *extra], b""
 
@@ -265,7 +273,8 @@ def rlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedirectLab]:
             return _redirect(f"http://{WWW}:{plain_port}{path}")
         return _redirect(f"https://{host}:{port}{path}")
 
-    holder["https"] = Server(REDIRECT_ADDR, {"/": https_route}, tls_server_context(cert.cert, cert.key))
+    holder["https"] = Server(REDIRECT_ADDR, {"/": https_route, "/.well-known/security.txt": _security_txt},
+                              tls_server_context(cert.cert, cert.key))
     holder["http"] = Server(REDIRECT_ADDR, {"/": http_route})
     yield RedirectLab(holder["https"], holder["http"])
     holder["https"].stop()
