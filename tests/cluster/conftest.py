@@ -4,7 +4,9 @@ and three worker processes, each started once (see :mod:`cluster_parts`)."""
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -52,3 +54,20 @@ def workers(redis_server: RedisServer, cluster_db: str, tmp_path_factory: pytest
                             "--concurrency", "4")
     yield started
     stop_workers(started)
+
+
+@pytest.fixture(scope="session")
+def silent_targets() -> Iterator[list[tuple[str, str]]]:
+    """Twelve HTTPS "sites" that accept TCP and never answer (a listen socket nobody accepts
+    from): each scan runs into its time bounds. ``(url, --resolve value)`` pairs."""
+    with ExitStack() as stack:
+        out = []
+        for i in range(12):
+            address = f"127.0.7.{100 + i}"  # 127.0.7.100 upwards
+            sock = stack.enter_context(socket.socket())
+            sock.bind((address, 0))
+            sock.listen(64)
+            port = sock.getsockname()[1]
+            host = f"silent{i}.example.test"
+            out.append((f"https://{host}:{port}/", f"{host}:{port}:{address}"))
+        yield out

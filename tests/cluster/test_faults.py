@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
-import pytest
 from cluster_parts import ROOT, RedisServer, Worker, free_port, fresh_database, start_workers, stop_workers
 from sqlmodel import select
 
@@ -22,25 +18,6 @@ from auditor import storage
 from auditor.cluster import app as cluster_app
 from auditor.cluster import jobs as cluster_jobs
 from auditor.models import ClusterJob, Scan
-
-SILENT_FIRST = 100  # 127.0.7.100 upwards
-
-
-@pytest.fixture(scope="module")
-def silent_targets() -> Iterator[list[tuple[str, str]]]:
-    """Twelve HTTPS "sites" that accept TCP and never answer (a listen socket nobody accepts
-    from): each scan runs into its time bounds. ``(url, --resolve value)`` pairs."""
-    with ExitStack() as stack:
-        out = []
-        for i in range(12):
-            address = f"127.0.7.{SILENT_FIRST + i}"
-            sock = stack.enter_context(socket.socket())
-            sock.bind((address, 0))
-            sock.listen(64)
-            port = sock.getsockname()[1]
-            host = f"silent{i}.example.test"
-            out.append((f"https://{host}:{port}/", f"{host}:{port}:{address}"))
-        yield out
 
 
 def client_cmd(targets: list[tuple[str, str]], broker: str, db: str, *extra: str) -> list[str]:
