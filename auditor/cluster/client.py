@@ -90,8 +90,10 @@ def load(db: str | None, batch_id: str) -> tuple[ClusterBatch, list[ClusterJob]]
 
 
 def wait(db: str | None, batch_id: str, broker: str | None,
-         on_finished: Callable[[ClusterJob], None] | None = None) -> list[ClusterJob]:
-    """Poll the batch until every job is finished; its jobs. Raises when the broker is lost."""
+         on_finished: Callable[[ClusterJob], None] | None = None,
+         should_stop: Callable[[], bool] | None = None) -> list[ClusterJob]:
+    """Poll the batch until every job is finished; its jobs. Raises when the broker is lost
+    or ``should_stop()`` says so (a stopping scheduler)."""
     url = cluster_app.broker_url(broker) if broker is not None else None
     seen: set[int] = set()
     next_check = time.monotonic() + BROKER_CHECK_EVERY_S
@@ -105,6 +107,8 @@ def wait(db: str | None, batch_id: str, broker: str | None,
                     on_finished(job)
         if len(seen) == len(job_list):
             return job_list
+        if should_stop is not None and should_stop():
+            raise AuditorError(f"stopped while waiting for batch {batch_id}")
         if url is not None and time.monotonic() >= next_check:
             next_check = time.monotonic() + BROKER_CHECK_EVERY_S
             try:
