@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from auditor import storage
@@ -26,7 +27,7 @@ from auditor.errors import AuditorError, TargetError
 from auditor.models import ClusterBatch, ClusterJob
 from auditor.results import iso
 from auditor.scanning import Auditor, ScanRequest
-from auditor.targets import parse_target
+from auditor.targets import Resolver, parse_target
 
 log = logging.getLogger("auditor.cluster.client")
 
@@ -48,7 +49,11 @@ def submit(broker: str, request: ScanRequest, *, db: str | None, policy_dir: str
     """Check both services, write the batch with its jobs, send one task per job."""
     url = cluster_app.broker_url(broker)
     auditor = Auditor(db=db, policy_dir=policy_dir)  # a one-line error for a bad policy or database
-    auditor.select_checks(request.checks)  # unknown check ids are refused here, not per site
+    # What an in-process scan refuses before scanning is refused here too, not once per site.
+    auditor.select_checks(request.checks)
+    Resolver(request.resolve, allow_dns=request.allow_dns, policy=request.address_policy)
+    if request.ca_file and not Path(request.ca_file).is_file():
+        raise AuditorError(f"CA file not found: {request.ca_file}")
     with storage.session_scope(db) as session:  # the database answers (get_engine alone may be cached)
         storage.count_scans(session)
     cluster_app.check_broker(url)

@@ -121,6 +121,9 @@ def test_unreachable_broker_or_database_is_a_one_line_error(cluster_db, cli, pg_
     r = cli("scan", "https://a.example.test/", "--broker", dead_broker, "--db", dead_db)
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "database" in r.err, r
 
+    r = cli("scan", "https://a.example.test/", "--broker", dead_broker, "--db", cluster_db, "--ca-file", "/no/ca.pem")
+    assert r.code == 2 and "CA file not found" in r.err, r  # refused before any site is sent, as in-process
+
     r = cli("scan", "https://a.example.test/", "--broker", "nonsense", "--db", cluster_db)
     assert r.code == 2 and "invalid broker URL" in r.err, r
 
