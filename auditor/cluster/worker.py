@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from auditor import storage
+from auditor.check import Check
 from auditor.cluster import app as cluster_app
 from auditor.cluster import jobs, politeness
 from auditor.engine import SiteResult
@@ -84,6 +86,10 @@ def request_record(request: ScanRequest, policy_dir: str | None) -> dict[str, An
     }
 
 
+_CHECKS: dict[str | None, list[Check]] = {}
+_CHECKS_LOCK = threading.Lock()
+
+
 class ClusterAuditor(Auditor):
     """An :class:`Auditor` whose finished scan carries its job's idempotency row."""
 
@@ -91,6 +97,16 @@ class ClusterAuditor(Auditor):
         super().__init__(db=db, policy_dir=policy_dir)
         self.job_id, self.key, self.worker = job_id, key, worker
         self.duplicate_of: str | None = None
+
+    def select_checks(self, names: str | list[str] | list[Check] | None) -> list[Check]:
+        # Discovering the plug-ins (entry points, catalogues) costs ~0.25 s: once per worker
+        # process and check list, not once per site. An in-process scan shares its check
+        # objects among its concurrent sites in the same way.
+        key = names if isinstance(names, str | None) else ",".join(str(n) for n in names)
+        with _CHECKS_LOCK:
+            if key not in _CHECKS:
+                _CHECKS[key] = super().select_checks(names)
+            return _CHECKS[key]
 
     def _finishing(self, session: Session, scan: Scan) -> None:
         jobs.finish_in(session, self.job_id, self.key, status="done", scan_id=scan.id, worker=self.worker)
