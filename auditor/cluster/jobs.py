@@ -145,13 +145,6 @@ def link_scan(db: str | None, job_id: int, scan_id: int) -> None:
         session.execute(update(JOBS).where(JOBS.c.id == job_id, JOBS.c.status == "running").values(scan_id=scan_id))
 
 
-def requeue(db: str | None, job_id: int) -> None:
-    """A job handed back to the queue before its scan started (no politeness slot yet)."""
-    with storage.session_scope(db) as session:
-        session.execute(update(JOBS).where(JOBS.c.id == job_id, JOBS.c.status == "running", JOBS.c.scan_id.is_(None))
-                        .values(status="queued"))
-
-
 def counts(jobs: Sequence[ClusterJob]) -> dict[str, int]:
     out = dict.fromkeys(STATES, 0)
     for job in jobs:
