@@ -99,7 +99,7 @@ def main() -> int:
     specs = [dataclasses.replace(pool[i % len(pool)], name=f"b{i:04d}-{pool[i % len(pool)].name}")
              for i in range(args.sites)]
     lab = Lab(tmp / "lab", specs, first_address=args.first_address, standard_ports=False).start()
-    pg = PostgresServer(tmp / "pg")
+    pg = PostgresServer(Path(tempfile.mkdtemp(prefix="auditor-bench-pg-")))  # its own dir: chowned to postgres
     pg_url = pg.start()
     redis, broker = start_redis(tmp, "127.0.7.1")
     env = dict(os.environ, AUDITOR_NO_DNS="1")
@@ -138,6 +138,7 @@ def main() -> int:
     finally:
         redis.kill()
         pg.stop()
+        shutil.rmtree(pg.base, ignore_errors=True)
         lab.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{args.sites} lab sites, checks {args.checks}, {os.cpu_count()} cores, PostgreSQL + Redis on loopback")
