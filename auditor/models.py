@@ -157,3 +157,81 @@ class ScheduleRun(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
     scan_id: int | None = Field(default=None, foreign_key="scan.id")
     worker: str = ""
+
+
+# -- the Celery cluster (auditor.cluster): batches of jobs, their results, politeness leases --------
+# New tables only: ``create_all`` adds them to an existing database and leaves every older
+# table as it was, so a database written by an earlier version opens and upgrades in place.
+
+
+class ClusterBatch(SQLModel, table=True):
+    """One ``scan --broker`` run (or one scheduled run handed to the cluster): its request."""
+
+    __tablename__ = "cluster_batch"
+
+    id: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    # Where it came from: "scan" or "schedule-run:<id>".
+    origin: str = ""
+    total: int = 0
+    # The scan request minus its targets (checks, resolve, ca_file, timeouts, options, ...).
+    request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The policy the client graded with; a worker under another policy refuses the job.
+    policy_name: str = ""
+    policy_version: str = ""
+    # Sites started per second for this batch across the cluster (None: no limit).
+    rate: float | None = None
+    submitted_by: str = ""
+
+
+class ClusterJob(SQLModel, table=True):
+    """One site of a batch: its state as the workers move it on."""
+
+    __tablename__ = "cluster_job"
+    __table_args__ = (UniqueConstraint("batch_id", "position", name="uq_cluster_job_position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: str = Field(foreign_key="cluster_batch.id", index=True, max_length=64)
+    position: int
+    target: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = "queued"  # queued | running | done | failed
+    attempts: int = 0
+    # The scan of the newest attempt (while running) and then the one stored result.
+    scan_id: int | None = Field(default=None, foreign_key="scan.id")
+    # The result dict of an input that names no site (nothing stored as a scan), else None.
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    worker: str = ""
+    # Not started before this time: the batch's rate limit.
+    not_before: datetime | None = None
+    queued_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ClusterJobResult(SQLModel, table=True):
+    """The idempotency key of a job: one row per finished job, inserted in the same transaction
+    as the finished scan. A second delivery of the job fails on the primary key and its scan is
+    not stored as finished."""
+
+    __tablename__ = "cluster_job_result"
+
+    job_key: str = Field(primary_key=True, max_length=100)
+    scan_id: int | None = Field(default=None, foreign_key="scan.id", unique=True)
+    stored_at: datetime = Field(default_factory=utcnow)
+    worker: str = ""
+
+
+class ClusterLease(SQLModel, table=True):
+    """A politeness slot: at most N rows (slots 0..N-1) per target address across the cluster.
+    A lease expires unless its holder renews it, so a dead worker frees its slot."""
+
+    __tablename__ = "cluster_lease"
+    __table_args__ = (UniqueConstraint("address", "slot", name="uq_cluster_lease_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=100)
+    slot: int
+    holder: str = ""
+    job_key: str = ""
+    expires_at: datetime

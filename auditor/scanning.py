@@ -18,12 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import Session
+
 import policies
 from auditor import registry, storage
 from auditor.check import Check
 from auditor.engine import ScanOptions, SiteResult, scan_many
 from auditor.errors import AuditorError, TargetError
-from auditor.models import utcnow
+from auditor.models import Scan, utcnow
 from auditor.results import iso, jsonable
 from auditor.targets import AddressPolicy, Resolver, Target, parse_target
 from auditor.version import __version__
@@ -272,6 +274,15 @@ class Auditor:
                 finished_at=res.finished_at or utcnow(), error=res.error,
                 score=verdict.score if verdict else None, grade=verdict.grade if verdict else None,
             )
+            self._finishing(session, scan)
+
+    def _finishing(self, session: Session, scan: Scan) -> None:
+        """Runs inside the transaction that stores a finished scan, before it commits.
+
+        Nothing here; a subclass adds rows that must exist exactly when the scan is finished
+        (the cluster worker's idempotency key, :mod:`auditor.cluster.worker`). An exception
+        rolls the whole finish back.
+        """
 
     def _mark_failed(self, scan_id: int, error: str) -> None:
         """Best effort (the database may be what failed): mark a started scan failed."""

@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--registry-out", metavar="DIR", help="rebuild the public registry in DIR after every run")
     r.add_argument("--registry-verify-url", metavar="PREFIX",
                    help="in the registry, link serials to PREFIX<serial> (see `auditor registry build --verify-url`)")
+    r.add_argument("--broker", metavar="URL",
+                   help="enqueue each due run for `auditor worker` processes on this Celery broker instead "
+                        "of scanning here")
     r.add_argument("--workers", type=positive_int, default=4, metavar="N",
                    help="sites re-audited at once by this process (default 4)")
     r.add_argument("--key", metavar="PEM",
@@ -109,7 +112,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         db=args.db, request=scan_request_from_args(args, []), policy_dir=args.policy, key_path=args.key,
         registry_out=registry_out, registry_verify_url=args.registry_verify_url, smtp=smtp, lang=args.lang,
         workers=args.workers, sync_interval=args.sync_interval, stop_timeout=args.stop_timeout,
+        broker=args.broker,
     )
+    if args.broker is not None:  # one-line error and exit 2 before anything is claimed
+        from auditor.cluster.app import broker_url, check_broker
+
+        check_broker(broker_url(args.broker))
     service = Service(config)
     stop = threading.Event()
     previous = {}

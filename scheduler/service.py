@@ -69,6 +69,9 @@ class ServiceConfig:
     workers: int = 4
     sync_interval: float = 30.0
     stop_timeout: float = 30.0
+    # A Celery broker URL: each claimed run is enqueued for `auditor worker` processes instead
+    # of scanned here (the claim in the database still makes it one run per slot).
+    broker: str | None = None
 
 
 class _ServiceScheduler(BackgroundScheduler):
@@ -283,7 +286,7 @@ class Service:
             request = dataclasses.replace(self.config.request, targets=[site_url])
             # Link the run to its scan as soon as the scan row exists: a run killed mid-scan
             # then points at the scan it leaves behind.
-            result = self.auditor.scan(request, on_scan_start=self._link)[0]
+            result = self._scan(request, site_url, run_id)
             scan_id, error = result.get("scan_id"), result.get("error")
             outcome.update(scan_id=scan_id, grade=result.get("grade"), score=result.get("score"))
             problems = []
@@ -320,6 +323,26 @@ class Service:
         finally:
             with self._links_lock:
                 self._links.pop(site_url, None)
+
+    def _scan(self, request: ScanRequest, site_url: str, run_id: int) -> dict[str, Any]:
+        """The run's scan: here, or by the cluster's workers when a broker is configured."""
+        if self.config.broker is None:
+            return self.auditor.scan(request, on_scan_start=self._link)[0]
+        from auditor.cluster import client
+
+        # One batch of one job per claimed run: the job's idempotency key lets a redelivered
+        # task store no second scan for the run, whichever worker takes it.
+        batch = client.submit(self.config.broker, request, db=self.config.db, policy_dir=self.config.policy_dir,
+                              origin=f"schedule-run:{run_id}")
+        self.log.emit("run_enqueued", site=site_url, run_id=run_id, batch=batch.batch_id)
+
+        def linked(job: Any) -> None:
+            if job.scan_id is not None:
+                self._link(site_url, int(job.scan_id))
+
+        client.wait(self.config.db, batch.batch_id, self.config.broker, on_finished=linked,
+                    should_stop=self._stopping.is_set)
+        return client.results(self.config.db, batch.batch_id)[0]
 
     def _certificate(self, site_url: str, scan_id: int, outcome: dict[str, Any]) -> str | None:
         """Renew/keep/suspend/reinstate, then tell the owner. Returns a problem or None."""

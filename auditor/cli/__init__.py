@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "scheduler.cli",
     "reports.cli",
     "checks.reputation.cli",
+    "auditor.cluster.cli",
 ]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2

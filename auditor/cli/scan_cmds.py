@@ -21,6 +21,7 @@ from auditor.cli.common import (
     scan_options_dict,
     severity,
 )
+from auditor.cluster.cli import add_scan_broker_options, scan_with_broker
 from auditor.errors import AuditorError
 from auditor.results import grade_label, iso, scan_assessment
 from auditor.scanning import Auditor, ScanRequest
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exit 1 when a finding at or above this severity exists (critical|high|medium|low|info)")
     add_db(p)
     add_policy(p)
+    add_scan_broker_options(p)
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("history", help="list earlier scans of a site, newest first")
@@ -115,6 +117,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.list:
         request.list_file = str(Path(args.list).resolve())
         request.resume = args.resume
+    if args.broker is not None:  # one task per site, scanned by `auditor worker` processes
+        return scan_with_broker(args, request)
     auditor = Auditor(db=args.db, policy_dir=args.policy)
     plan = auditor.plan_resume(request)
     if plan is not None:
