@@ -72,6 +72,19 @@ class ScanRequest:
         return out
 
 
+def _as_ran(recorded: dict[str, Any], res: SiteResult) -> dict[str, Any]:
+    """The parameters to store with a finished site of a run that named no checks.
+
+    Such a run asks for every check that fits the site (``Check.applies``), so the checks
+    requested of it are those that ran: one that did not apply (a portal check on a shop, dns
+    under --no-dns) is not missing from its assessment. A site that never got a target keeps
+    the whole list.
+    """
+    if res.target is None:
+        return recorded
+    return {**recorded, "checks": [c for c in recorded["checks"] if c in res.checks]}
+
+
 @dataclass
 class ResumePlan:
     """What a resumed list run skips: input positions already completed, and since when."""
@@ -198,7 +211,7 @@ class Auditor:
 
         def on_finish(res: SiteResult) -> None:
             try:
-                self._record_finish(res, recorded)
+                self._record_finish(res, recorded if request.checks is not None else _as_ran(recorded, res))
                 under_way.discard(res.scan_id or 0)
             except Exception as exc:
                 # Never leave the scan "running": say it failed and why, then let the engine report it.
@@ -269,6 +282,7 @@ class Auditor:
                 if found is None:
                     return
                 scan = found
+                scan.options = {**(scan.options or {}), "checks": recorded["checks"]}  # see _as_ran
             storage.record_outcome(
                 session, scan, checks=res.checks.values(), findings=findings,
                 finished_at=res.finished_at or utcnow(), error=res.error,

@@ -323,3 +323,22 @@ def test_a_check_that_does_not_apply_stays_out_of_a_default_scan_but_runs_when_n
     assert set(scan_site("https://crash.test/", checks, resolver, default).checks) == {"picky", "sleepy"}
     named = ScanOptions(site_timeout=5, named_checks=True)
     assert set(scan_site("https://shop.test/", checks, resolver, named).checks) == {"picky", "sleepy"}
+
+
+def test_a_default_scan_is_complete_without_the_checks_that_did_not_apply(db_url: str) -> None:
+    """A run that names no checks asks for every check that fits the site: one that does not
+    apply (a portal check on a shop) is not missing from the stored assessment."""
+
+    class Installed(Auditor):
+        def select_checks(self, names):  # type: ignore[no-untyped-def]
+            return [PickyCheck(), SleepyCheck(0)] if names is None else super().select_checks(names)
+
+    auditor = Installed(db=db_url)
+    request = ScanRequest(targets=["https://shop.test/", "https://a.portal.test/"], checks=None,
+                          resolve=["shop.test:*:127.0.0.20", "a.portal.test:*:127.0.0.20"], allow_dns=False)
+    shop, portal = auditor.scan(request)
+    assert set(shop["checks"]) == {"sleepy"}
+    assert shop["assessment"] == {"complete": True, "incomplete_checks": []}
+    assert set(portal["checks"]) == {"picky", "sleepy"} and portal["assessment"]["complete"]
+    # what is stored says the same when read back
+    assert auditor.result_dict(shop["scan_id"])["assessment"]["complete"]
