@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "this file (same absolute path) began, scan the rest (failed or interrupted ones "
                         "again); the skipped targets are printed from their stored scans")
     add_scan_options(p)
+    p.add_argument("--browser", action="store_true",
+                   help="privacy check in browser mode: render the first pages in headless Chromium (script-built "
+                        "forms, runtime trackers and cookies, consent banner refuse/accept visits); the policy's "
+                        "privacy.browser makes it the default")
     p.add_argument("--format", choices=["table", "json", "csv", "sarif"], default="table",
                    help="output format (default table)")
     p.add_argument("--concurrency", type=positive_int, default=8, metavar="N",
@@ -77,7 +81,7 @@ def scan_request_from_args(args: argparse.Namespace, targets: list[str]) -> Scan
         timeout=args.timeout,
         site_timeout=args.site_timeout,
         allow_dns=not (args.no_dns or os.environ.get("AUDITOR_NO_DNS", "") not in ("", "0")),
-        options=scan_options_dict(args),
+        options={**scan_options_dict(args), **({"browser": True} if getattr(args, "browser", False) else {})},
         address_policy=AddressPolicy(
             allow_private=not args.refuse_private,
             allow_loopback=not args.refuse_private,

@@ -12,7 +12,9 @@ Start them with :class:`auditor.lab.sites.Lab` on 127.0.8.0/24 (the browser test
 from __future__ import annotations
 
 import dataclasses
+import json
 
+from auditor.lab.privacy_sites import PrivacyPageSet, registration
 from auditor.lab.server import Page
 from auditor.lab.sites import GOOD_HEADERS, GOOD_SITE, LAB_DOMAIN, LabSiteSpec
 
@@ -92,4 +94,94 @@ BROWSER_TEST_SITES: tuple[LabSiteSpec, ...] = (
                         pages={"/pixel.gif": Page(body=b"GIF89a", content_type="image/gif")}),
 )
 
-__all__ = ["BROWSER_TEST_PAGES", "BROWSER_TEST_SITES", "HEADERS", "OTHER_HOST", "OTHER_SITE"]
+
+
+# --- privacy sites built the way script-heavy sites are (browser mode of the privacy check) -------
+
+_TRACKER_JS = (
+    "function auditorLabLoadAnalytics() {\n"
+    "  var s = document.createElement('script');\n"
+    "  s.async = true; s.src = 'https://www.google-' + 'analytics.com/analytics.js';\n"  # built at run time
+    "  document.head.appendChild(s);\n"
+    "  document.cookie = '_ga=GA1.1.' + Date.now() + '; path=/; max-age=63072000; SameSite=Lax';\n"
+    "}\n"
+)
+_BANNER = """<div id="cookie-banner" role="dialog" aria-label="Cookie"
+ style="position:fixed;bottom:0;left:0;right:0;background:#eee;padding:16px">
+<p>Trang này dùng cookie phân tích để cải thiện dịch vụ. Bạn có đồng ý không?</p>
+<button id="cb-accept" style="font-size:16px;padding:8px 20px">Đồng ý</button>
+{refuse}
+</div>
+<script src="/static/consent.js"></script>
+"""
+_REFUSE_BUTTON = '<button id="cb-refuse" style="font-size:16px;padding:8px 20px">Từ chối</button>'
+_REFUSE_SMALL_LINK = '<a href="#" id="cb-refuse" style="font-size:10px;color:#999">từ chối</a>'
+
+
+def _consent_js(refuse_loads_tracker: bool) -> str:
+    return _TRACKER_JS + (
+        "function hideBanner() { document.getElementById('cookie-banner').style.display = 'none'; }\n"
+        "document.getElementById('cb-accept').addEventListener('click', function (e) {\n"
+        "  e.preventDefault(); auditorLabLoadAnalytics(); hideBanner(); });\n"
+        "document.getElementById('cb-refuse').addEventListener('click', function (e) {\n"
+        "  e.preventDefault(); " + ("auditorLabLoadAnalytics(); " if refuse_loads_tracker else "") + "hideBanner(); });\n"
+    )
+
+
+def _mount(html: str, element: str) -> str:
+    """A script that inserts ``html`` into #``element`` (the server's HTML holds no form)."""
+    return f"document.getElementById({json.dumps(element)}).innerHTML = {json.dumps(html)};\n"
+
+
+_SPA_SHELL = '<div id="app">Đang tải...</div>\n<script src="/static/spa.js"></script>\n'
+
+
+def _browser_site(name: str, expect: tuple[str, ...], description: str, *, home_extra: str = "",
+                  register: str | None = None, extra: dict[str, Page] | None = None) -> LabSiteSpec:
+    pages = PrivacyPageSet(host=f"{name}.{LAB_DOMAIN}", home_extra=home_extra)
+    if register is not None:
+        pages.register = register
+    built = {path: dataclasses.replace(p, headers=[h for h in p.headers if h[0] != "Content-Security-Policy"])
+             for path, p in pages.pages().items()}
+    built.update(extra or {})
+    return dataclasses.replace(GOOD_SITE, name=name, expect=frozenset(expect), description=description, pages=built)
+
+
+BROWSER_PRIVACY_SITES: tuple[LabSiteSpec, ...] = (
+    _browser_site("brp-good", (), "Compliant, with a consent banner whose equal refuse button loads nothing; "
+                  "accepting loads analytics.",
+                  home_extra=_BANNER.format(refuse=_REFUSE_BUTTON),
+                  extra={"/static/consent.js": _js(_consent_js(refuse_loads_tracker=False))}),
+    _browser_site("brp-script-form", ("privacy.form.get_method",),
+                  "The registration form is inserted by script and submits with GET.",
+                  register='<div id="reg"></div>\n<script src="/static/reg.js"></script>\n',
+                  extra={"/static/reg.js": _js(_mount(registration(method="get"), "reg"))}),
+    _browser_site("brp-tag-manager", ("privacy.tracker.before_consent", "privacy.third_party.hosts"),
+                  "A first-party tag-manager loader injects Google Analytics on first visit.",
+                  home_extra='<script src="/static/tags.js"></script>\n',
+                  extra={"/static/tags.js": _js(_TRACKER_JS.replace("document.cookie", "void 0; //")
+                                                + "auditorLabLoadAnalytics();\n")}),
+    _browser_site("brp-script-cookie", ("privacy.cookie.before_consent",),
+                  "A script sets the _ga analytics cookie on first visit.",
+                  home_extra='<script src="/static/id.js"></script>\n',
+                  extra={"/static/id.js": _js("document.cookie = '_ga=GA1.1.' + Date.now() + "
+                                              "'; path=/; max-age=63072000; SameSite=Lax';\n")}),
+    _browser_site("brp-small-refuse", ("privacy.consent.no_refusal",),
+                  "The banner's refuse control is a small grey link beside the accept button.",
+                  home_extra=_BANNER.format(refuse=_REFUSE_SMALL_LINK),
+                  extra={"/static/consent.js": _js(_consent_js(refuse_loads_tracker=False))}),
+    _browser_site("brp-refusal-ignored", ("privacy.consent.refusal_ignored",),
+                  "Clicking the banner's refuse button still loads analytics and sets _ga.",
+                  home_extra=_BANNER.format(refuse=_REFUSE_BUTTON),
+                  extra={"/static/consent.js": _js(_consent_js(refuse_loads_tracker=True))}),
+    _browser_site("brp-spa", ("privacy.consent.preticked",),
+                  "A single-page app: /app/dang-ky is rendered by script, its consent box ticked by default.",
+                  home_extra='<p><a href="/app/dang-ky">Đăng ký (ứng dụng)</a></p>\n',
+                  extra={"/app/dang-ky": _page("Ứng dụng", _SPA_SHELL), "/app": _page("Ứng dụng", _SPA_SHELL),
+                         "/static/spa.js": _js(
+                             "var routes = {'/app/dang-ky': " + json.dumps(registration(service_checked=True))
+                             + "};\nvar html = routes[location.pathname] || '<p>Trang chủ ứng dụng</p>';\n"
+                             "document.getElementById('app').innerHTML = html;\n")}),
+)
+
+__all__ = ["BROWSER_PRIVACY_SITES", "BROWSER_TEST_PAGES", "BROWSER_TEST_SITES", "HEADERS", "OTHER_HOST", "OTHER_SITE"]

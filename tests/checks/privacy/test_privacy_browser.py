@@ -1,0 +1,111 @@
+"""The privacy check's browser mode on lab sites built the way script-heavy sites are (127.0.8.20+).
+
+Each site yields exactly its planted id in browser mode and nothing in static mode (the server's
+HTML holds none of it); the compliant site with a banner that honours refusal yields none.
+One ``auditor scan --browser`` runs end to end; without Chromium the check is an error that
+says how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from auditor.check import CheckContext, CheckOutcome
+from auditor.lab.browser_sites import BROWSER_PRIVACY_SITES
+from auditor.lab.sites import Lab, RunningSite
+from auditor.targets import Resolver, make_target
+from checks.privacy.check import PrivacyCheck
+
+LAB_FIRST = "127.0.8.20"
+PARAMS = {"privacy.browser_pages": 8, "privacy.browser_page_seconds": 15, "privacy.browser_total_seconds": 60}
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian chromium not installed")
+
+
+@pytest.fixture(scope="module")
+def plab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    lab = Lab(tmp_path_factory.mktemp("privacy-browser-lab"), BROWSER_PRIVACY_SITES, first_address=LAB_FIRST)
+    lab.start()
+    yield lab
+    lab.stop()
+
+
+def run(lab: Lab, site: RunningSite, browser: bool, **options: Any) -> CheckOutcome:
+    resolver = Resolver(lab.resolve_args, allow_dns=False)
+    ctx = CheckContext(timeout=5, deadline=time.monotonic() + 120, resolver=resolver, ca_file=str(lab.ca_file),
+                       params=dict(PARAMS), options={"browser": browser, **options})
+    return PrivacyCheck().run(make_target(site.url, resolver), ctx)
+
+
+@pytest.fixture(scope="module")
+def outcomes(plab: Lab) -> dict[str, tuple[CheckOutcome, CheckOutcome]]:
+    def both(site: RunningSite) -> tuple[CheckOutcome, CheckOutcome]:
+        return run(plab, site, False), run(plab, site, True)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(both, plab.sites))
+    return {site.spec.name: r for site, r in zip(plab.sites, results, strict=True)}
+
+
+@pytest.mark.parametrize("spec", BROWSER_PRIVACY_SITES, ids=[s.name for s in BROWSER_PRIVACY_SITES])
+def test_each_site_yields_exactly_its_ids_in_browser_mode_only(outcomes: dict[str, Any], spec: Any) -> None:
+    static, browser = outcomes[spec.name]
+    assert static.error is None and browser.error is None, browser.error
+    assert {f.id for f in static.findings} == set(), [f.evidence for f in static.findings]
+    assert {f.id for f in browser.findings} == set(spec.expect), [f.evidence for f in browser.findings]
+    ev = browser.evidence["browser"]
+    assert ev["session"]["killed"] is None and ev["session"]["other_hosts"] == "refused"
+    assert ev["pages"] and ev["pages"][0]["status"] == 200
+
+
+def test_runtime_evidence_says_so(outcomes: dict[str, Any]) -> None:
+    tracker = next(f for f in outcomes["brp-tag-manager"][1].findings if f.id == "privacy.tracker.before_consent")
+    assert "www.google-analytics.com" in tracker.evidence and "run time" in tracker.evidence
+    cookie = outcomes["brp-script-cookie"][1].findings[0]
+    assert "_ga" in cookie.evidence and "set by script" in cookie.evidence
+    form = outcomes["brp-script-form"][1].evidence["forms"]
+    assert any(f.get("seen_by", "").startswith("browser") and f["method"] == "GET" for f in form)
+
+
+def test_consent_visits_compared(outcomes: dict[str, Any]) -> None:
+    good = outcomes["brp-good"][1].evidence["browser"]
+    assert good["banner"]["accept"]["text"] == "Đồng ý" and good["banner"]["refuse"]["text"] == "Từ chối"
+    visits = {v["choice"]: v for v in good["consent_visits"]}
+    assert visits["refuse"]["clicked"] and visits["accept"]["clicked"]
+    after_refuse = {r["host"] for r in visits["refuse"]["requests"] if r["phase"] == "after-refuse"}
+    after_accept = {r["host"] for r in visits["accept"]["requests"] if r["phase"] == "after-accept"}
+    # The honouring banner: accepting loads analytics, refusing does not.
+    assert "www.google-analytics.com" in after_accept and "www.google-analytics.com" not in after_refuse
+    ignored = next(iter(outcomes["brp-refusal-ignored"][1].findings))
+    assert "www.google-analytics.com" in ignored.evidence and "_ga" in ignored.evidence
+    small = next(iter(outcomes["brp-small-refuse"][1].findings))
+    assert "link" in small.evidence
+
+
+def test_without_chromium_the_check_says_how_to_install(plab: Lab) -> None:
+    outcome = run(plab, plab.site("brp-good"), True, chromium="/nonexistent/chromium")
+    assert outcome.error and "apt-get install -y chromium" in outcome.error
+
+
+def test_cli_scan_browser_end_to_end(plab: Lab, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    site = plab.site("brp-tag-manager")
+    args = [sys.executable, "-m", "auditor", "scan", site.url, "--checks", "privacy", "--browser", "--format", "json",
+            "--ca-file", str(plab.ca_file), "--db", str(tmp_path / "s.db"), "--no-dns"]
+    for r in plab.resolve_args:
+        args += ["--resolve", r]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    result = data["results"][0] if isinstance(data, dict) and "results" in data else data[0]
+    ids = {f["id"] for f in result["findings"]}
+    assert "privacy.tracker.before_consent" in ids
