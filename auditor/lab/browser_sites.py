@@ -179,7 +179,7 @@ BROWSER_PRIVACY_SITES: tuple[LabSiteSpec, ...] = (
                   home_extra='<p><a href="/app/dang-ky">Đăng ký (ứng dụng)</a></p>\n',
                   extra={"/app/dang-ky": _page("Ứng dụng", _SPA_SHELL), "/app": _page("Ứng dụng", _SPA_SHELL),
                          "/static/spa.js": _js(
-                             "var routes = {'/app/dang-ky': " + json.dumps(registration(service_checked=True))
+                             "var routes = {'/app/dang-ky': " + json.dumps(registration(action="/api/dang-ky", service_checked=True))
                              + "};\nvar html = routes[location.pathname] || '<p>Trang chủ ứng dụng</p>';\n"
                              "document.getElementById('app').innerHTML = html;\n")}),
 )

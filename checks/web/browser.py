@@ -94,12 +94,12 @@ _MAX_STORAGE_KEYS = 200
 _ALLOWED_SCHEMES = frozenset({"http", "https", "data", "blob", "about"})
 
 
-class BrowserUnavailable(AuditorError):
-    """Chromium is not installed (or not runnable); the message says how to install it."""
-
-
 class BrowserError(AuditorError):
     """The browser failed, was killed by a bound, or a page could not be opened in time."""
+
+
+class BrowserUnavailable(BrowserError):
+    """Chromium is not installed (or not runnable); the message says how to install it."""
 
 
 @dataclass(frozen=True)

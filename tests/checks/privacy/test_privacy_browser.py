@@ -24,7 +24,7 @@ from auditor.targets import Resolver, make_target
 from checks.privacy.check import PrivacyCheck
 
 LAB_FIRST = "127.0.8.20"
-PARAMS = {"privacy.browser_pages": 8, "privacy.browser_page_seconds": 15, "privacy.browser_total_seconds": 60}
+PARAMS = {"privacy.browser_pages": 6, "privacy.browser_page_seconds": 15, "privacy.browser_total_seconds": 60}
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian chromium not installed")
 
