@@ -91,6 +91,7 @@ _WATCH_INTERVAL = 0.25
 _MAX_RECORDS = 2000
 _MAX_COOKIES = 500
 _MAX_STORAGE_KEYS = 200
+QUIET_SECONDS = 0.3  # network quiet this long after "load" = settled
 _ALLOWED_SCHEMES = frozenset({"http", "https", "data", "blob", "about"})
 
 
@@ -459,10 +460,10 @@ class BrowserSession:
         port_file = data / "DevToolsActivePort"
         until = time.monotonic() + min(_STARTUP_SECONDS, self._left())
         while time.monotonic() < until:
-            if self._proc.poll() is not None:
-                raise BrowserError(f"Chromium exited at start-up (code {self._proc.returncode})")
             if self.killed:
                 raise BrowserError(f"browser killed: {self.killed}")
+            if self._proc.poll() is not None:
+                raise BrowserError(f"Chromium exited at start-up (code {self._proc.returncode})")
             with contextlib.suppress(OSError, ValueError, IndexError):
                 self._devtools_port = int(port_file.read_text().split()[0])
                 break
@@ -661,6 +662,8 @@ class PageView:
         self._errors: list[str] = []
         self._status: int | None = None
         self._started = time.monotonic()
+        self._inflight: set[int] = set()
+        self._last_activity = self._started
 
     # -- set-up
 
@@ -679,6 +682,7 @@ class PageView:
             self._context.route("**/*", self._route)
             self._context.on("request", self._on_request)
             self._context.on("requestfailed", self._on_failed)
+            self._context.on("requestfinished", self._on_finished)
             self._context.on("response", self._on_response)
             self._context.on("page", self._on_new_page)
             self.page = self._context.new_page()
@@ -739,9 +743,17 @@ class PageView:
         return rec
 
     def _on_request(self, request: Any) -> None:
+        self._inflight.add(id(request))
+        self._last_activity = time.monotonic()
         self._record(request)
 
+    def _on_finished(self, request: Any) -> None:
+        self._inflight.discard(id(request))
+        self._last_activity = time.monotonic()
+
     def _on_failed(self, request: Any) -> None:
+        self._inflight.discard(id(request))
+        self._last_activity = time.monotonic()
         rec = self._record(request)
         if rec is not None and rec.failure is None:
             rec.failure = str(request.failure or "failed")[:200]
@@ -783,7 +795,8 @@ class PageView:
         self._phase = name
 
     def settle(self, seconds: float | None = None) -> None:
-        """Wait for the network to go idle (bounded by ``settle_seconds`` and the deadlines)."""
+        """Wait until no request has been in flight for ``QUIET_SECONDS`` (tag managers inject
+        their tags from timers after ``load``), at most ``settle_seconds`` and the deadlines."""
         from playwright.sync_api import Error as PlaywrightError
 
         s = self.session
@@ -791,12 +804,17 @@ class PageView:
         if wait <= 0:
             return
         s._guard(wait + 1)
+        until = time.monotonic() + wait
+        self._last_activity = max(self._last_activity, time.monotonic())
         try:
-            with contextlib.suppress(PlaywrightError):
-                self.page.wait_for_load_state("networkidle", timeout=max(1.0, wait * 1000))
-            # timers a tag manager sets right after idle
-            with contextlib.suppress(PlaywrightError):
-                self.page.wait_for_timeout(min(300.0, wait * 1000))
+            while time.monotonic() < until:
+                # wait_for_timeout lets Playwright dispatch the page's events meanwhile
+                self.page.wait_for_timeout(50)
+                if not self._inflight and time.monotonic() - self._last_activity >= QUIET_SECONDS:
+                    break
+        except PlaywrightError as exc:
+            if s.killed:
+                raise BrowserError(s._why(exc)) from None
         finally:
             s._unguard()
 
@@ -808,7 +826,14 @@ class PageView:
         s = self.session
         s._guard(seconds if seconds is not None else s.limits.page_seconds)
         try:
-            return self.page.evaluate(script, arg)
+            try:
+                return self.page.evaluate(script, arg)
+            except PlaywrightError as exc:
+                # A late navigation (a redirect by script, a reload) replaced the page: once more on the new one.
+                if s.killed or "context was destroyed" not in str(exc):
+                    raise
+                self.page.wait_for_load_state("load", timeout=s._ms(seconds or s.limits.page_seconds))
+                return self.page.evaluate(script, arg)
         except PlaywrightError as exc:
             raise BrowserError(f"script failed: {s._why(exc)}") from None
         finally:

@@ -44,6 +44,14 @@ def blab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab.stop()
 
 
+def _gone(pgid: int, seconds: float) -> bool:
+    """No process of the group left within ``seconds`` (SIGKILLed processes take a moment to exit)."""
+    until = time.monotonic() + seconds
+    while _group_processes(pgid) and time.monotonic() < until:
+        time.sleep(0.05)
+    return _group_processes(pgid) == []
+
+
 def _session(lab: Lab, **kwargs: object) -> BrowserSession:
     basic, other = lab.site("br-basic"), lab.site("br-other")
     host_map = {basic.spec.host: basic.address, other.spec.host: other.address}
@@ -116,10 +124,26 @@ def test_endless_script_hits_the_page_deadline_and_browser_dies(blab: Lab) -> No
             with pytest.raises(BrowserError, match="killed"):
                 view.evaluate("spin()", seconds=1.0)
             assert time.monotonic() - start < 1.0 + 5.0 + 3.0
-        assert _group_processes(pgid) == []
+        assert _gone(pgid, 5.0)
         assert session.killed == "page deadline passed"
     finally:
         session.close()
+
+
+def test_session_deadline_and_memory_bound_kill_the_browser(blab: Lab) -> None:
+    basic = blab.site("br-basic")
+    session = _session(blab, limits=BrowserLimits(page_seconds=60, total_seconds=3))
+    try:
+        pgid = session.pgid
+        assert pgid is not None
+        with pytest.raises(BrowserError), session.view(basic.url + "spin") as view:
+            view.evaluate("spin()", seconds=60)
+        assert session.killed == "session deadline passed" and _gone(pgid, 5.0)
+    finally:
+        session.close()
+    with pytest.raises(BrowserError, match="memory bound"), _session(blab, limits=BrowserLimits(memory_mb=20)) as s:
+        time.sleep(2)
+        s.render(basic.url)
 
 
 def test_byte_bound_stops_further_requests(blab: Lab) -> None:
@@ -156,10 +180,7 @@ def test_no_orphan_chromium_when_the_scanner_dies(how: str) -> None:
             time.sleep(0.5)
             proc.send_signal(getattr(signal, how))
         proc.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while _group_processes(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _group_processes(pgid) == [], f"Chromium survived {how}"
+        assert _gone(pgid, 10.0), f"Chromium survived {how}"
     finally:
         if proc.poll() is None:
             proc.kill()
