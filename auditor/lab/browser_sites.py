@@ -84,6 +84,10 @@ BROWSER_TEST_PAGES = {
     "/big": _page("Big", "<p>big</p>\n<script>(async () => { for (let i = 0; i < 8; i++) { try { "
                   "await (await fetch('/blob' + i + '.bin')).arrayBuffer() } catch (e) { break } } })()</script>\n"),
     **{f"/blob{i}.bin": Page(body=b"x" * 400_000, content_type="application/octet-stream") for i in range(8)},
+    # One 30 MB body fetched by script: the byte bound must stop it mid-body.
+    "/huge": _page("Huge", "<p>huge</p>\n<script>fetch('/huge.bin').then(r => r.arrayBuffer())"
+                   ".catch(() => {})</script>\n"),
+    "/huge.bin": Page(body=b"\0" * 30_000_000, content_type="application/octet-stream"),
 }
 
 BROWSER_TEST_SITES: tuple[LabSiteSpec, ...] = (

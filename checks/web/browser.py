@@ -91,6 +91,7 @@ _WATCH_INTERVAL = 0.25
 _MAX_RECORDS = 2000
 _MAX_COOKIES = 500
 _MAX_STORAGE_KEYS = 200
+BYTE_KILL_FACTOR = 4  # a page past this many times its byte bound gets its browser killed
 QUIET_SECONDS = 0.3  # network quiet this long after "load" = settled
 _ALLOWED_SCHEMES = frozenset({"http", "https", "data", "blob", "about"})
 
@@ -353,6 +354,7 @@ class BrowserSession:
         self._pw: Any = None
         self._browser: Any = None
         self._op_deadline: float | None = None
+        self._kill_request: str | None = None
         self._peak_rss = 0
         self._peak_procs = 0
         self._stop = threading.Event()
@@ -502,7 +504,9 @@ class BrowserSession:
                 return
             now = time.monotonic()
             reason = None
-            if now > self.deadline + _GRACE_SECONDS:
+            if self._kill_request:
+                reason = self._kill_request
+            elif now > self.deadline + _GRACE_SECONDS:
                 reason = "session deadline passed"
             elif self._op_deadline is not None and now > self._op_deadline + _GRACE_SECONDS:
                 reason = "page deadline passed"
@@ -536,6 +540,10 @@ class BrowserSession:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
             time.sleep(0.05)
+
+    def request_kill(self, reason: str) -> None:
+        """Ask the watchdog to kill the browser at its next round (safe from Playwright event handlers)."""
+        self._kill_request = self._kill_request or reason
 
     @property
     def pgid(self) -> int | None:
@@ -657,6 +665,7 @@ class PageView:
         self._http_cookie_names: set[str] = set()
         self._cookie_phase: dict[tuple[str, str, str], str] = {}
         self._bytes = 0
+        self._cdp: Any = None
         self._byte_limit_hit = False
         self._refused = {"downloads": 0, "dialogs": 0, "popups": 0}
         self._errors: list[str] = []
@@ -688,6 +697,10 @@ class PageView:
             self.page = self._context.new_page()
             self.page.on("dialog", self._on_dialog)
             self.page.on("download", self._on_download)
+            # Bytes as they arrive (chunked bodies included), from the DevTools network events.
+            self._cdp = self._context.new_cdp_session(self.page)
+            self._cdp.send("Network.enable")
+            self._cdp.on("Network.dataReceived", self._on_data)
             try:
                 response = self.page.goto(self.url, wait_until="load", timeout=s._ms(s.limits.page_seconds))
                 self._status = response.status if response is not None else None
@@ -764,11 +777,19 @@ class PageView:
             rec.status = int(response.status)
         if len(self._responses) < 300:
             self._responses.append(response)
-        with contextlib.suppress(Exception, ValueError):
-            length = int(response.headers.get("content-length") or 0)
-            self._bytes += length
-            if self._bytes > self.session.limits.page_bytes and not self._byte_limit_hit:
-                self._byte_limit_hit = True
+
+    def _on_data(self, params: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            self._bytes += int(params.get("dataLength") or 0)
+        if self._bytes > BYTE_KILL_FACTOR * self.session.limits.page_bytes:
+            # A body already in flight (a fetch() stopLoading cannot stop) ran far past the bound.
+            self.session.request_kill(f"page byte bound ({self._bytes} bytes > {BYTE_KILL_FACTOR} x "
+                                      f"{self.session.limits.page_bytes})")
+        if self._bytes > self.session.limits.page_bytes and not self._byte_limit_hit:
+            self._byte_limit_hit = True
+            # Stop what is loading; new requests are aborted by the route handler from now on.
+            with contextlib.suppress(Exception):
+                self._cdp.send("Page.stopLoading")
 
     def _on_new_page(self, page: Any) -> None:
         if page is self.page or self.page is None:
@@ -924,6 +945,9 @@ class PageView:
                         same_site=str(c.get("sameSite") or ""), expires=float(c.get("expires") or -1),
                         source="http" if (name in http_names or c.get("httpOnly")) else "script",
                         phase=self._cookie_phase.get(key, self._phase)))
+            if s._kill_request or s.killed:
+                s.kill(s._kill_request or s.killed or "killed")
+                raise BrowserError(f"browser killed: {s.killed}")
             limit = s.limits.page_bytes
             return PageSnapshot(
                 url=self.url, final_url=final_url, status=self._status, title=title, html=html[:limit],

@@ -184,3 +184,22 @@ def test_no_orphan_chromium_when_the_scanner_dies(how: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_byte_bound_stops_a_body_in_flight(blab: Lab) -> None:
+    """A 30 MB fetch against a 2 MB bound: loading is stopped (the fetch aborted) or, if the body
+    runs on past 4 x the bound first, the browser is killed. Either way the body never completes."""
+    basic = blab.site("br-basic")
+    session = _session(blab, limits=BrowserLimits(page_bytes=2_000_000, settle_seconds=15))
+    try:
+        pgid = session.pgid
+        assert pgid is not None
+        try:
+            snap = session.render(basic.url + "huge")
+        except BrowserError as exc:
+            assert "byte bound" in str(exc) and _gone(pgid, 5.0)
+        else:
+            body = next(r for r in snap.requests if r.url.endswith("/huge.bin"))
+            assert snap.byte_limit_hit and body.failure and snap.bytes_loaded < 12_000_000, (snap.bytes_loaded, body)
+    finally:
+        session.close()
