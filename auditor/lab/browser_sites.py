@@ -6,6 +6,15 @@ script, alert/confirm dialogs, a download, popups, requests to ``file://``, to u
 to other loopback addresses), and a second site under the same lab CA whose certificate the
 browser must *not* accept (the ``--ca-file`` is trusted for the audited host only).
 
+``BROWSER_PRIVACY_SITES`` are the privacy lab's compliant site built the way script-heavy sites
+are, each with one thing only a browser sees: a registration form inserted by script, a tracker
+injected by a first-party tag-manager loader, a ``_ga`` cookie set by script, a consent banner
+whose refuse control is a small link, a banner that ignores refusal, a single-page-app route
+rendered by script; ``brp-good`` has a banner that honours refusal. Each site's ``expect`` is
+what browser mode yields; static mode yields nothing on any of them. Their pages drop the lab's
+CSP (which would block the inline and third-party scripts, as real sites with tag managers
+rarely have one).
+
 Start them with :class:`auditor.lab.sites.Lab` on 127.0.8.0/24 (the browser tests' range).
 """
 

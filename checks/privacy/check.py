@@ -8,6 +8,12 @@ consents). Vocabularies and the tracker list are data (``policies/default/privac
 directory or listed in the ``privacy.vocabulary_files`` / ``privacy.tracker_files`` policy
 parameters.
 
+Browser mode (:mod:`checks.privacy.browser_mode`, ``--browser`` or the ``privacy.browser`` policy
+parameter) adds what the first pages do when they run: their rendered forms join the same form
+analysis, their runtime requests and cookies the tracker and cookie findings, and a consent
+banner is refused and accepted in fresh profiles (``privacy.consent.refusal_ignored``,
+``privacy.consent.no_refusal``).
+
 Findings follow ``findings.md``: a form finding is raised once per distinct form (the same
 footer form on every page is one form) with its page, action, method and fields as details;
 site-wide findings (trackers, cookies, the third-party inventory) are raised once per site.
@@ -251,12 +257,16 @@ def _cookie_name(header: str) -> tuple[str, bool]:
 
 class PrivacyCheck(Check):
     id = "privacy"
-    title = "Personal-data collection (forms, consent, privacy notice, trackers, cookies)"
+    title = ("Personal-data collection (forms, consent, privacy notice, trackers, cookies; "
+             "browser mode with --browser)")
     description = (
         "Crawls the site (same host; depth, pages and bytes bounded) and judges how it collects personal data: "
         "forms over HTTP or GET or to other hosts, consent controls, the personal-data policy and its content, "
         "sensitive data notices, trackers and tracking cookies before consent, and the third-party hosts pages "
-        "load from. Vietnamese (with or without diacritics) and English."
+        "load from. Vietnamese (with or without diacritics) and English. Browser mode (--browser, or policy "
+        "privacy.browser: true) also renders the first pages in headless Debian Chromium: script-built forms, "
+        "trackers and cookies that appear at run time, and the consent banner refused and accepted in fresh "
+        "profiles."
     )
     catalogue = CATALOGUE
     parameters: dict[str, Any] = {"privacy.vocabulary_files": [], "privacy.tracker_files": [],
