@@ -86,7 +86,6 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = "install it with: apt-get install -y chromium (scripts/install.sh does)"
 _STARTUP_SECONDS = 20.0
-_GRACE_SECONDS = 5.0
 _WATCH_INTERVAL = 0.25
 _MAX_RECORDS = 2000
 _MAX_COOKIES = 500
@@ -114,7 +113,8 @@ class BrowserLimits:
     page_bytes: int = 10_000_000
     memory_mb: int = 1500
     max_processes: int = 24
-    settle_seconds: float = 2.0  # after "load": time for tag managers to inject their tags
+    settle_seconds: float = 2.0  # after "load": at most this long for tag managers to inject their tags
+    grace_seconds: float = 5.0  # the watchdog kills the browser this long past a page or session deadline
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,9 +506,9 @@ class BrowserSession:
             reason = None
             if self._kill_request:
                 reason = self._kill_request
-            elif now > self.deadline + _GRACE_SECONDS:
+            elif now > self.deadline + self.limits.grace_seconds:
                 reason = "session deadline passed"
-            elif self._op_deadline is not None and now > self._op_deadline + _GRACE_SECONDS:
+            elif self._op_deadline is not None and now > self._op_deadline + self.limits.grace_seconds:
                 reason = "page deadline passed"
             else:
                 pids = _group_processes(pgid)
