@@ -160,6 +160,23 @@ def _browser_site(name: str, expect: tuple[str, ...], description: str, *, home_
     return dataclasses.replace(GOOD_SITE, name=name, expect=frozenset(expect), description=description, pages=built)
 
 
+# A consent manager that renders its bar in a shadow root, with no "cookie" or "consent" in any id or
+# class: found by its fixed position and its wording. Refusing still loads analytics.
+_SHADOW_CMP_JS = _TRACKER_JS + """
+(function () {
+  var host = document.createElement('div'); host.id = 'x-cmp-7';
+  document.body.appendChild(host);
+  var root = host.attachShadow({mode: 'open'});
+  root.innerHTML = '<div class="bar" style="position:fixed;bottom:0;left:0;right:0;padding:12px;background:#fff">' +
+    '<span>Chúng tôi dùng cookie để phân tích lưu lượng truy cập.</span> ' +
+    '<button class="b1" style="font-size:15px;padding:8px 18px">Chấp nhận tất cả</button> ' +
+    '<button class="b2" style="font-size:15px;padding:8px 18px">Từ chối tất cả</button></div>';
+  var hide = function () { host.remove(); };
+  root.querySelector('.b1').addEventListener('click', function () { auditorLabLoadAnalytics(); hide(); });
+  root.querySelector('.b2').addEventListener('click', function () { auditorLabLoadAnalytics(); hide(); });
+})();
+"""
+
 BROWSER_PRIVACY_SITES: tuple[LabSiteSpec, ...] = (
     _browser_site("brp-good", (), "Compliant, with a consent banner whose equal refuse button loads nothing; "
                   "accepting loads analytics.",
@@ -187,6 +204,11 @@ BROWSER_PRIVACY_SITES: tuple[LabSiteSpec, ...] = (
                   "Clicking the banner's refuse button still loads analytics and sets _ga.",
                   home_extra=_BANNER.format(refuse=_REFUSE_BUTTON),
                   extra={"/static/consent.js": _js(_consent_js(refuse_loads_tracker=True))}),
+    _browser_site("brp-shadow-cmp", ("privacy.consent.refusal_ignored",),
+                  "A consent bar rendered in a shadow root (no cookie/consent class names); refusing still "
+                  "loads analytics.",
+                  home_extra='<script src="/static/cmp.js"></script>\n',
+                  extra={"/static/cmp.js": _js(_SHADOW_CMP_JS)}),
     _browser_site("brp-spa", ("privacy.consent.preticked",),
                   "A single-page app: /app/dang-ky is rendered by script, its consent box ticked by default.",
                   home_extra='<p><a href="/app/dang-ky">Đăng ký (ứng dụng)</a></p>\n',

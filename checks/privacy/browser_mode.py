@@ -39,23 +39,46 @@ PARAMETERS: dict[str, Any] = {
 _CONTROLS_JS = """
 () => {
   const out = [];
-  const boxSel = '[role=dialog],[aria-modal=true],[id*=cookie i],[class*=cookie i],[id*=consent i],' +
-                 '[class*=consent i],[id*=banner i],[class*=banner i],[id*=gdpr i],[class*=gdpr i]';
-  const els = document.querySelectorAll('button, a, [role=button], input[type=button], input[type=submit]');
+  const boxSel = '[role=dialog],[role=alertdialog],[aria-modal=true],[id*=cookie i],[class*=cookie i],' +
+                 '[id*=consent i],[class*=consent i],[id*=banner i],[class*=banner i],[id*=gdpr i],[class*=gdpr i]';
+  const ctlSel = 'button, a, [role=button], input[type=button], input[type=submit]';
+  // Controls in the document and in open shadow roots (consent managers often render in one).
+  const roots = [document];
+  for (let k = 0; k < roots.length && k < 50; k++) {
+    for (const el of roots[k].querySelectorAll('*')) { if (el.shadowRoot) roots.push(el.shadowRoot); }
+  }
+  // The banner box: a consent-looking ancestor, else a fixed or sticky one (a bar over the page).
+  const boxOf = (el) => {
+    let node = el;
+    for (let depth = 0; node && depth < 12; depth++) {
+      if (node.matches && node.matches(boxSel)) return node;
+      const host = node.parentNode && node.parentNode.host;
+      node = node.parentElement || host || null;
+    }
+    node = el;
+    for (let depth = 0; node && depth < 12; depth++) {
+      const pos = node.nodeType === 1 ? getComputedStyle(node).position : '';
+      if (pos === 'fixed' || pos === 'sticky') return node;
+      node = node.parentElement || (node.parentNode && node.parentNode.host) || null;
+    }
+    return null;
+  };
   let i = 0;
-  for (const el of els) {
-    const r = el.getBoundingClientRect();
-    const st = getComputedStyle(el);
-    if (r.width === 0 || r.height === 0 || st.visibility === 'hidden' || st.display === 'none') continue;
-    const text = (el.innerText || el.value || el.getAttribute('aria-label') || '').trim().slice(0, 200);
-    if (!text) continue;
-    const box = el.closest(boxSel);
-    el.setAttribute('data-auditor-cid', String(i));
-    out.push({cid: i, tag: el.tagName.toLowerCase(), text: text, width: r.width, height: r.height,
-              font: parseFloat(st.fontSize) || 0, in_box: !!box,
-              box_text: box ? (box.innerText || '').slice(0, 1500) : ''});
-    i++;
-    if (i >= 400) break;
+  for (const root of roots) {
+    for (const el of root.querySelectorAll(ctlSel)) {
+      const r = el.getBoundingClientRect();
+      const st = getComputedStyle(el);
+      if (r.width === 0 || r.height === 0 || st.visibility === 'hidden' || st.display === 'none') continue;
+      const text = (el.innerText || el.value || el.getAttribute('aria-label') || '').trim().slice(0, 200);
+      if (!text) continue;
+      const box = boxOf(el);
+      el.setAttribute('data-auditor-cid', String(i));
+      out.push({cid: i, tag: el.tagName.toLowerCase(), text: text, width: r.width, height: r.height,
+                font: parseFloat(st.fontSize) || 0, in_box: !!box,
+                box_text: box ? (box.innerText || '').slice(0, 1500) : ''});
+      i++;
+      if (i >= 400) return out;
+    }
   }
   return out;
 }
