@@ -64,7 +64,9 @@ def main() -> int:
     errors = [r[2] for r in results if r[2]]
     peak_browser = max(r[1] for r in results)
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"sites {len(jobs)}  pages rendered {pages}  wall {wall:.1f} s  concurrency {args.concurrency}")
+    load = os.getloadavg()
+    print(f"sites {len(jobs)}  pages rendered {pages}  wall {wall:.1f} s  concurrency {args.concurrency}  "
+          f"load average {load[0]:.1f} ({os.cpu_count()} CPUs)")
     print(f"pages/s {pages / wall:.2f}  sites/min {len(jobs) / wall * 60:.1f}")
     print(f"peak Chromium (PSS, one browser) {peak_browser:.0f} MiB  peak scanner RSS {peak_self:.0f} MiB")
     if errors:
