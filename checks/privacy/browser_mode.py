@@ -267,6 +267,10 @@ def collect(target: Target, ctx: CheckContext, crawl: Crawl, words: BannerWords)
     finally:
         session.close()
         run.session = session.evidence()
+    if not run.error and run.snapshots and not any(s.status for s in run.snapshots):
+        # Every navigation failed (a certificate the browser refuses, a reset...): nothing was tested.
+        first = next((e for s in run.snapshots for e in s.errors), "no response")
+        run.error = f"no page could be rendered: {first}"
     return run
 
 

@@ -389,7 +389,7 @@ class BrowserSession:
             for spec in ctx.resolver.overrides:
                 host, _port, addr = parse_resolve(spec)
                 host_map.setdefault(host, addr)
-        if os.environ.get("AUDITOR_NO_DNS") == "1":
+        if os.environ.get("AUDITOR_NO_DNS", "") not in ("", "0"):
             allow_dns = False
         kwargs.setdefault("allow_other_hosts", allow_dns)
         kwargs.setdefault("ca_file", ctx.ca_file)

@@ -37,11 +37,12 @@ def plab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab.stop()
 
 
-def run(lab: Lab, site: RunningSite, browser: bool, **options: Any) -> CheckOutcome:
+def run(lab: Lab, site: RunningSite, browser: bool, ca_file: str | None = "lab", **options: Any) -> CheckOutcome:
     resolver = Resolver(lab.resolve_args, allow_dns=False)
+    ca_file = str(lab.ca_file) if ca_file == "lab" else ca_file
     # Only the SPA's route and the script-built form are past the landing page (6th and 2nd crawled).
     pages = {"brp-spa": 6, "brp-script-form": 2}.get(site.spec.name, 1)
-    ctx = CheckContext(timeout=5, deadline=time.monotonic() + 120, resolver=resolver, ca_file=str(lab.ca_file),
+    ctx = CheckContext(timeout=5, deadline=time.monotonic() + 120, resolver=resolver, ca_file=ca_file,
                        params={**PARAMS, "privacy.browser_pages": pages}, options={"browser": browser, **options})
     return PrivacyCheck().run(make_target(site.url, resolver), ctx)
 
@@ -94,6 +95,13 @@ def test_consent_visits_compared(outcomes: dict[str, Any]) -> None:
 def test_without_chromium_the_check_says_how_to_install(plab: Lab) -> None:
     outcome = run(plab, plab.site("brp-good"), True, chromium="/nonexistent/chromium")
     assert outcome.error and "apt-get install -y chromium" in outcome.error
+
+
+def test_a_site_the_browser_cannot_render_is_a_check_error(plab: Lab) -> None:
+    # Without --ca-file the lab's certificate is trusted by nobody: the crawl (which does not verify,
+    # the tls check judges certificates) reads pages, the browser cannot. Untested is not a pass.
+    outcome = run(plab, plab.site("brp-good"), True, ca_file=None)
+    assert outcome.error and "no page could be rendered" in outcome.error and "CERT" in outcome.error.upper()
 
 
 def test_cli_scan_browser_end_to_end(plab: Lab, tmp_path: Any) -> None:
