@@ -72,6 +72,8 @@ HOSTILE_JS = """
   try { window.open('/popup', '_blank'); } catch (e) {}
   fetch('file:///etc/passwd').catch(function () {});
   fetch('http://127.0.0.2:9/').catch(function () {});
+  try { new WebSocket('ws://127.0.0.2:9/'); } catch (e) {}
+  try { new WebSocket('wss://ws.unmapped.example/socket'); } catch (e) {}
   fetch('http://127.0.0.1:' + (location.port || 443) + '/').catch(function () {});
   var a = document.createElement('a'); a.href = '/download.bin'; a.download = 'x.bin';
   document.body.appendChild(a); a.click();

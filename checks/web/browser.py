@@ -62,6 +62,7 @@ import hashlib
 import ipaddress
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -436,7 +437,9 @@ class BrowserSession:
             "NetworkPrediction,PrivacySandboxSettings4,DnsOverHttps",
             "--dns-prefetch-disable", "--no-proxy-server", "--password-store=basic", "--use-mock-keychain",
             "--mute-audio", "--disable-gpu", "--disable-dev-shm-usage", "--deny-permission-prompts",
-            "--disable-notifications", "--renderer-process-limit=4", "--js-flags=--max-old-space-size=512",
+            "--disable-notifications", "--renderer-process-limit=4",
+            "--force-webrtc-ip-handling-policy=disable_non_proxied_udp", "--webrtc-ip-handling-policy="
+            "disable_non_proxied_udp", "--js-flags=--max-old-space-size=512",
             "about:blank",
         ]
         if self.spki:
@@ -689,6 +692,7 @@ class PageView:
             )
             self._context.set_default_timeout(s._ms(s.limits.page_seconds))
             self._context.route("**/*", self._route)
+            self._context.route_web_socket(re.compile(r".*"), self._route_ws)
             self._context.on("request", self._on_request)
             self._context.on("requestfailed", self._on_failed)
             self._context.on("requestfinished", self._on_finished)
@@ -737,6 +741,20 @@ class PageView:
             return
         with contextlib.suppress(Exception):
             route.continue_()
+
+    def _route_ws(self, ws: Any) -> None:
+        url = str(ws.url)
+        http_url = re.sub(r"^ws", "http", url, flags=re.I)
+        why = self.session.allowed(http_url)
+        if len(self._records) < _MAX_RECORDS:
+            host = (urlsplit(url).hostname or "").lower().rstrip(".")
+            self._records.append(RequestRecord(url=url[:2000], host=host, method="GET", resource_type="websocket",
+                                               phase=self._phase, blocked=why))
+        with contextlib.suppress(Exception):
+            if why is None:
+                ws.connect_to_server()
+            else:
+                ws.close(code=1008, reason="blocked by the audit")
 
     def _record(self, request: Any, blocked: str | None = None) -> RequestRecord | None:
         if id(request) in self._by_request:

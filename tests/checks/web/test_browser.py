@@ -108,6 +108,8 @@ def test_hostile_page_is_contained(blab: Lab) -> None:
     blocked = {r.url.split("/")[2] if "://" in r.url else r.url: r.blocked for r in snap.requests if r.blocked}
     assert any(k.startswith("127.0.0.2") for k in blocked), blocked
     assert any(k.startswith("127.0.0.1") for k in blocked), blocked
+    sockets = {r.url: r.blocked for r in snap.requests if r.resource_type == "websocket"}
+    assert sockets.get("ws://127.0.0.2:9/") and sockets.get("wss://ws.unmapped.example/socket"), sockets
     # file:// never becomes a network request the page can read: either blocked by us or by Chromium.
     assert not any(r.url.startswith("file:") and r.status for r in snap.requests)
 
