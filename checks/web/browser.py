@@ -8,8 +8,8 @@ other network client of the scanner:
 - **Pinned names.** Chromium's ``--host-resolver-rules`` map the audited host and every
   ``--resolve`` override to their pinned addresses; with ``allow_other_hosts=False`` (the
   default, and always under ``--no-dns`` / ``AUDITOR_NO_DNS``) every other name is
-  ``~NOTFOUND`` and a request to another name or to an unmapped IP literal is aborted before it
-  leaves the browser. Background networking (updates, safe browsing, sync, metrics, DNS
+  ``~NOTFOUND`` and a request or WebSocket to another name or to an unmapped IP literal is
+  aborted before it leaves the browser (WebRTC gets no non-proxied UDP). Background networking (updates, safe browsing, sync, metrics, DNS
   prefetch, translate...) is switched off.
 - **Scoped trust.** No blanket "ignore certificate errors": when a ``ca_file`` is given, the
   audited host's certificate is fetched at its pinned address and validated against that file

@@ -119,3 +119,53 @@ def test_cli_scan_browser_end_to_end(plab: Lab, tmp_path: Any) -> None:
     result = data["results"][0] if isinstance(data, dict) and "results" in data else data[0]
     ids = {f["id"] for f in result["findings"]}
     assert "privacy.tracker.before_consent" in ids
+
+
+def _chromium_child(pid: int) -> int | None:
+    """The pid of a Chromium the process ``pid`` started, if one runs."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        comm = stat[stat.find(b"(") + 1:stat.rfind(b")")]
+        rest = stat[stat.rfind(b")") + 2:].split()
+        if int(rest[1]) == pid and comm.startswith(b"chrom"):
+            return int(entry)
+    return None
+
+
+def test_ctrl_c_of_auditor_scan_leaves_no_chromium(plab: Lab, tmp_path: Any) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from checks.web.browser import _group_processes
+
+    site = plab.site("brp-good")
+    args = [sys.executable, "-m", "auditor", "scan", site.url, "--checks", "privacy", "--browser",
+            "--ca-file", str(plab.ca_file), "--db", str(tmp_path / "s.db"), "--no-dns"]
+    for r in plab.resolve_args:
+        args += ["--resolve", r]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        until = time.monotonic() + 60
+        chromium = None
+        while chromium is None and time.monotonic() < until and proc.poll() is None:
+            chromium = _chromium_child(proc.pid)
+            time.sleep(0.05)
+        assert chromium is not None, "the scan never started Chromium"
+        pgid = os.getpgid(chromium)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        assert proc.returncode != 0
+        until = time.monotonic() + 10
+        while _group_processes(pgid) and time.monotonic() < until:
+            time.sleep(0.1)
+        assert _group_processes(pgid) == [], "Chromium outlived Ctrl-C of auditor scan"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
