@@ -361,9 +361,11 @@ class BrowserSession:
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
         self._devtools_port = 0
-        self._slot = _slots
-        if not self._slot.acquire(timeout=max(0.0, self.deadline - time.monotonic())):
+        slot = _slots
+        self._slot: threading.BoundedSemaphore | None = None
+        if not slot.acquire(timeout=max(0.0, self.deadline - time.monotonic())):
             raise BrowserError("no browser slot free before the deadline")
+        self._slot = slot
         try:
             if ca_file and pin_host:
                 host, port = pin_host
@@ -576,7 +578,7 @@ class BrowserSession:
         if self._slot is not None:
             with contextlib.suppress(ValueError):
                 self._slot.release()
-            self._slot = None  # type: ignore[assignment]
+            self._slot = None
         self._pgid = None
 
     def __enter__(self) -> BrowserSession:
