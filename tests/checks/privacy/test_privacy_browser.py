@@ -169,3 +169,28 @@ def test_ctrl_c_of_auditor_scan_leaves_no_chromium(plab: Lab, tmp_path: Any) -> 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+AGREE = ("priv-good", "priv-tracker", "priv-cookie", "priv-third-party-host")
+
+
+def test_browser_mode_agrees_with_static_mode_on_the_static_lab(tmp_path: Any) -> None:
+    """On the static privacy lab (no scripts) browser mode yields the very same ids: a tag held back
+    as text/plain stays held, an HTTP _ga cookie and a gtag.js tag are still found once."""
+    from auditor.lab.privacy_sites import PRIVACY_SITES
+
+    specs = [s for s in PRIVACY_SITES if s.name in AGREE]
+    with Lab(tmp_path / "lab", specs, first_address="127.0.8.60") as lab:
+        resolver = Resolver(lab.resolve_args, allow_dns=False)
+
+        def one(site: RunningSite) -> tuple[str, set[str], set[str]]:
+            ctx = CheckContext(timeout=5, deadline=time.monotonic() + 120, resolver=resolver,
+                               ca_file=str(lab.ca_file), params={"privacy.browser_pages": 1},
+                               options={"browser": True})
+            outcome = PrivacyCheck().run(make_target(site.url, resolver), ctx)
+            assert outcome.error is None, outcome.error
+            return site.spec.name, set(site.spec.expect), {f.id for f in outcome.findings}
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for name, expected, got in pool.map(one, lab.sites):
+                assert got == expected, name
