@@ -35,7 +35,8 @@ other network client of the scanner:
 API (stable; later versions add, never break):
 
 - :func:`find_chromium` -> path, or :class:`BrowserUnavailable` saying how to install it.
-- :class:`BrowserLimits` (per-page seconds, session seconds, bytes, memory, processes).
+- :class:`BrowserLimits` (per-page seconds, session seconds, bytes, memory, processes, settle and
+  grace seconds).
 - :class:`BrowserSession` (a context manager): ``BrowserSession(host_map, deadline=...,
   limits=..., allow_other_hosts=..., ca_file=..., pin_host=..., executable=...)``;
   :meth:`BrowserSession.for_target` builds one for a scanner ``Target`` and ``CheckContext``.
@@ -48,6 +49,13 @@ API (stable; later versions add, never break):
     ``view.click(selector_or_locator)``, ``view.settle()``, ``view.page`` (the raw Playwright
     page; not part of the stable API).
   * ``session.evidence()``: how the browser was run (version, sandbox, user, rules, killed?).
+  * ``session.kill(reason)`` / ``session.request_kill(reason)`` (from an event handler),
+    ``session.close()``, ``session.pgid``, ``session.killed``.
+- :func:`set_max_browsers` (default 2 per process). Errors: :class:`BrowserError` (a bound hit,
+  the browser died, a page failed) and its subclass :class:`BrowserUnavailable`.
+
+  Example (axe-core): ``with BrowserSession.for_target(target, ctx) as s, s.view(url) as v:
+  v.add_script(axe_source); result = v.evaluate("() => axe.run()", seconds=30)``.
 - :class:`PageSnapshot` / :class:`RequestRecord` / :class:`CookieRecord` (plain data with
   ``to_dict()``).
 """
