@@ -205,3 +205,15 @@ def test_byte_bound_stops_a_body_in_flight(blab: Lab) -> None:
             assert snap.byte_limit_hit and body.failure and snap.bytes_loaded < 12_000_000, (snap.bytes_loaded, body)
     finally:
         session.close()
+
+
+def test_inject_and_evaluate_a_script_like_axe(blab: Lab) -> None:
+    """What the portal check does with axe-core: inject a library, await its promise."""
+    basic = blab.site("br-basic")
+    with _session(blab) as session, session.view(basic.url, settle=False) as view:
+        view.add_script("window.labAxe = {run: () => new Promise(r => setTimeout(() => "
+                        "r({violations: [{id: 'x', nodes: document.querySelectorAll('input').length}]}), 50))};")
+        result = view.evaluate("() => window.labAxe.run()", seconds=10)
+        view.phase("after-script")
+        assert view.snapshot().requests[0].phase == "load"
+    assert result == {"violations": [{"id": "x", "nodes": 1}]}
