@@ -42,6 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_scan_options(p)
     p.add_argument("--dns-server", type=dns_server, metavar="ADDR[:PORT]",
                    help="resolver the dns check asks (default: the system's; with --no-dns only this one)")
+    p.add_argument("--browser", action="store_true",
+                   help="privacy check in browser mode: render the first pages in headless Chromium (script-built "
+                        "forms, runtime trackers and cookies, consent banner refuse/accept visits); the policy's "
+                        "privacy.browser makes it the default")
     p.add_argument("--format", choices=["table", "json", "csv", "sarif"], default="table",
                    help="output format (default table)")
     p.add_argument("--concurrency", type=positive_int, default=8, metavar="N",
@@ -87,6 +91,8 @@ def scan_request_from_args(args: argparse.Namespace, targets: list[str]) -> Scan
     options = scan_options_dict(args)
     if getattr(args, "dns_server", None):
         options["dns_server"] = args.dns_server
+    if getattr(args, "browser", False):
+        options["browser"] = True
     return ScanRequest(
         targets=targets,
         checks=args.checks,

@@ -8,6 +8,12 @@ consents). Vocabularies and the tracker list are data (``policies/default/privac
 directory or listed in the ``privacy.vocabulary_files`` / ``privacy.tracker_files`` policy
 parameters.
 
+Browser mode (:mod:`checks.privacy.browser_mode`, ``--browser`` or the ``privacy.browser`` policy
+parameter) adds what the first pages do when they run: their rendered forms join the same form
+analysis, their runtime requests and cookies the tracker and cookie findings, and a consent
+banner is refused and accepted in fresh profiles (``privacy.consent.refusal_ignored``,
+``privacy.consent.no_refusal``).
+
 Findings follow ``findings.md``: a form finding is raised once per distinct form (the same
 footer form on every page is one form) with its page, action, method and fields as details;
 site-wide findings (trackers, cookies, the third-party inventory) are raised once per site.
@@ -30,7 +36,9 @@ from auditor.check import Check, CheckContext, CheckOutcome, Finding
 from auditor.datafiles import load_yaml
 from auditor.errors import AuditorError
 from auditor.targets import Target
+from checks.privacy import browser_mode
 from checks.privacy.personal_data import FormInfo, Vocabulary, load_vocabulary, normalize, read_forms
+from checks.web.browser import PageSnapshot
 from checks.web.crawl import Crawl, CrawledPage, canonical_url, shared_crawl, url_host
 
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
@@ -249,15 +257,20 @@ def _cookie_name(header: str) -> tuple[str, bool]:
 
 class PrivacyCheck(Check):
     id = "privacy"
-    title = "Personal-data collection (forms, consent, privacy notice, trackers, cookies)"
+    title = ("Personal-data collection (forms, consent, privacy notice, trackers, cookies; "
+             "browser mode with --browser)")
     description = (
         "Crawls the site (same host; depth, pages and bytes bounded) and judges how it collects personal data: "
         "forms over HTTP or GET or to other hosts, consent controls, the personal-data policy and its content, "
         "sensitive data notices, trackers and tracking cookies before consent, and the third-party hosts pages "
-        "load from. Vietnamese (with or without diacritics) and English."
+        "load from. Vietnamese (with or without diacritics) and English. Browser mode (--browser, or policy "
+        "privacy.browser: true) also renders the first pages in headless Debian Chromium: script-built forms, "
+        "trackers and cookies that appear at run time, and the consent banner refused and accepted in fresh "
+        "profiles."
     )
     catalogue = CATALOGUE
-    parameters: dict[str, Any] = {"privacy.vocabulary_files": [], "privacy.tracker_files": []}
+    parameters: dict[str, Any] = {"privacy.vocabulary_files": [], "privacy.tracker_files": [],
+                                  **browser_mode.PARAMETERS}
 
     def run(self, target: Target, ctx: CheckContext) -> CheckOutcome:
         vocab = load_vocabulary(_layers(ctx, "privacy.yaml", "privacy.vocabulary_files"))
@@ -268,9 +281,18 @@ class PrivacyCheck(Check):
         if not crawl.ok:
             return CheckOutcome.failed(f"the crawl reached no page of the site: {crawl.failure_reason()}", evidence)
         findings: list[Finding] = []
-        forms, page_errors = self._forms(crawl, vocab)
+        browser: browser_mode.BrowserRun | None = None
+        if browser_mode.enabled(ctx):
+            vocab_files = _layers(ctx, "privacy.yaml", "privacy.vocabulary_files")
+            browser = browser_mode.collect(target, ctx, crawl, browser_mode.load_banner_words(vocab_files))
+            evidence["browser"] = browser.evidence()
+            if browser.error:
+                return CheckOutcome.failed(f"browser mode could not run: {browser.error}", evidence)
+        rendered = browser.pages if browser else []
+        forms, page_errors = self._forms(crawl, vocab, rendered)
         evidence["forms"] = [
             {"page": s.page.final_url[:300], **s.form.evidence(), "fields": len(s.form.fields),
+             **({"seen_by": "browser (not in the HTML the server sent)"} if any(s.page is r for r in rendered) else {}),
              "personal": len(s.form.personal_fields), "sensitive": len(s.form.sensitive_fields),
              "consents": len(s.form.consents), "also_on": len(s.pages) - 1}
             for s in forms[:100]
@@ -290,17 +312,21 @@ class PrivacyCheck(Check):
             self._policy_status(link, crawl, ctx, vocab, policies_checked)
         findings.extend(self._incomplete_policies(policies_checked))
         evidence["policies"] = list(policies_checked.values())[:_MAX_LIST]
-        findings.extend(self._trackers(crawl, target, trackers, evidence))
-        findings.extend(self._cookies(crawl, trackers, evidence))
+        runtime = browser.snapshots if browser else []
+        findings.extend(self._trackers(crawl, target, trackers, evidence, runtime))
+        findings.extend(self._cookies(crawl, trackers, evidence, runtime))
+        if browser is not None:
+            findings.extend(self._consent(browser, target, trackers))
         return CheckOutcome(findings=findings, evidence=evidence)
 
     # -- forms
 
     @staticmethod
-    def _forms(crawl: Crawl, vocab: Vocabulary) -> tuple[list[_FormSeen], list[dict[str, str]]]:
+    def _forms(crawl: Crawl, vocab: Vocabulary,
+               rendered: Sequence[CrawledPage] = ()) -> tuple[list[_FormSeen], list[dict[str, str]]]:
         by_sig: dict[tuple[Any, ...], _FormSeen] = {}
         errors: list[dict[str, str]] = []
-        for page in crawl.html_pages:
+        for page in [*crawl.html_pages, *rendered]:
             assert page.soup is not None
             try:
                 forms = read_forms(page.soup, page.final_url, vocab, base_url=page.base_url, page_title=page.title)
@@ -458,7 +484,7 @@ class PrivacyCheck(Check):
     # -- first visit: trackers, cookies, third-party hosts
 
     def _trackers(self, crawl: Crawl, target: Target, trackers: TrackerList,
-                  evidence: dict[str, Any]) -> list[Finding]:
+                  evidence: dict[str, Any], runtime: Sequence[PageSnapshot] = ()) -> list[Finding]:
         hosts: dict[str, dict[str, Any]] = {}
         held: dict[str, set[str]] = {}
         for page in crawl.html_pages:
@@ -477,6 +503,21 @@ class PrivacyCheck(Check):
                     entry["pages"].append(page.final_url)
                 if len(entry["examples"]) < 3 and res.url[:300] not in entry["examples"]:
                     entry["examples"].append(res.url[:300])
+        runtime_only: set[str] = set()
+        for snap in runtime:  # what the browser asked for before any consent ("load" phase)
+            for req in snap.requests:
+                if req.phase != "load" or not req.host or req.host == target.host:
+                    continue
+                if req.host not in hosts:
+                    runtime_only.add(req.host)
+                entry = hosts.setdefault(req.host, {"host": req.host, "tags": set(), "pages": [], "examples": []})
+                entry["tags"].add(f"browser:{req.resource_type}")
+                if snap.final_url not in entry["pages"] and len(entry["pages"]) < 10:
+                    entry["pages"].append(snap.final_url)
+                if len(entry["examples"]) < 3 and req.url[:300] not in entry["examples"]:
+                    entry["examples"].append(req.url[:300])
+        for host in runtime_only:
+            hosts[host]["seen_by"] = "browser only (requested at run time, not in the HTML the server sent)"
         inventory = []
         for host in sorted(hosts):
             entry = hosts[host]
@@ -491,10 +532,12 @@ class PrivacyCheck(Check):
         if tracked:
             names = sorted({e["tracker"]["name"] for e in tracked})
             first = tracked[0]["pages"][0] if tracked[0]["pages"] else crawl.start_url
+            late = [e["host"] for e in tracked if e["host"] in runtime_only]
             out.append(self.finding(
                 "privacy.tracker.before_consent",
                 f"on first visit, before any consent, pages load {', '.join(names)} from "
-                + ", ".join(e["host"] for e in tracked[:8]),
+                + ", ".join(e["host"] for e in tracked[:8])
+                + (f" (seen only at run time, in the browser: {', '.join(late[:8])})" if late else ""),
                 url=first, hosts=tracked[:_MAX_LIST],
             ))
         if inventory:
@@ -506,7 +549,8 @@ class PrivacyCheck(Check):
             ))
         return out
 
-    def _cookies(self, crawl: Crawl, trackers: TrackerList, evidence: dict[str, Any]) -> list[Finding]:
+    def _cookies(self, crawl: Crawl, trackers: TrackerList, evidence: dict[str, Any],
+                 runtime: Sequence[PageSnapshot] = ()) -> list[Finding]:
         set_on_first_visit: list[dict[str, Any]] = []
         flagged: dict[str, dict[str, Any]] = {}
         for url, header in crawl.cookies():
@@ -519,15 +563,59 @@ class PrivacyCheck(Check):
             if tracker is not None and not deleted and name not in flagged:
                 flagged[name] = {"name": name[:100], "url": url[:300], "tracker": tracker.describe()}
         evidence["first_visit_cookies"] = set_on_first_visit[:50]
+        for snap in runtime:  # cookies in the browser before any consent, set by HTTP or by script
+            for c in snap.cookies:
+                tracker = trackers.for_cookie(c.name)
+                if c.phase != "load" or tracker is None or c.name in flagged:
+                    continue
+                flagged[c.name] = {"name": c.name[:100], "url": snap.final_url[:300], "tracker": tracker.describe(),
+                                   "domain": c.domain, "set_by": c.source, "seen_by": "browser"}
         if not flagged:
             return []
         items = list(flagged.values())
         return [self.finding(
             "privacy.cookie.before_consent",
             "tracking cookie(s) set on first visit, before any consent: "
-            + ", ".join(f"{c['name']} ({c['tracker']['name']})" for c in items[:8]),
+            + ", ".join(f"{c['name']} ({c['tracker']['name']}"
+                        + (f"; set by {'script' if c['set_by'] == 'script' else 'HTTP'}, seen at run time in the browser"
+                           if c.get("seen_by") else "") + ")" for c in items[:8]),
             url=items[0]["url"], cookies=items[:_MAX_LIST],
         )]
+
+
+    # -- consent banner: three visits (no interaction, refuse, accept)
+
+    def _consent(self, browser: browser_mode.BrowserRun, target: Target, trackers: TrackerList) -> list[Finding]:
+        banner = browser.banner
+        if banner is None:
+            return []
+        out: list[Finding] = []
+        home = browser.snapshots[0].final_url if browser.snapshots else target.url
+        equal, why = banner.equal_refusal()
+        if not equal:
+            out.append(self.finding(
+                "privacy.consent.no_refusal", f"consent banner on {home}: {why}", url=home, banner=banner.to_dict()))
+        for visit in browser.visits:
+            if visit.choice != "refuse" or not visit.clicked or visit.snapshot is None:
+                continue
+            phase = "after-refuse"
+            loaded = sorted({r.host for r in visit.snapshot.requests
+                             if r.phase == phase and r.host and trackers.for_host(r.host) is not None})
+            cookies = sorted({c.name for c in visit.snapshot.cookies
+                              if c.phase == phase and trackers.for_cookie(c.name) is not None})
+            if not loaded and not cookies:
+                continue
+            what = []
+            if loaded:
+                what.append("trackers requested: " + ", ".join(loaded[:8]))
+            if cookies:
+                what.append("tracking cookies set: " + ", ".join(cookies[:8]))
+            out.append(self.finding(
+                "privacy.consent.refusal_ignored",
+                f"after clicking {banner.refuse['text'][:60]!r} on {home} (fresh profile): " + "; ".join(what),
+                url=home, banner=banner.to_dict(), trackers=loaded[:_MAX_LIST], cookies=cookies[:_MAX_LIST],
+            ))
+        return out
 
 
 __all__ = ["CATALOGUE", "PrivacyCheck", "Tracker", "TrackerList", "load_trackers", "policy_gaps", "policy_links"]
