@@ -8,14 +8,13 @@ accessibility off here (axe-core runs in test_portal_browser.py, on fewer sites,
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from auditor.check import CheckContext, CheckOutcome
-from auditor.lab.portal_sites import MISSING_ITEM, OTHER_PORTALS, PORTAL_SITES, PortalSiteSpec
+from auditor.lab.portal_sites import MISSING_ITEM, PORTAL_SITES, PortalSiteSpec
 from auditor.lab.sites import Lab
 from auditor.targets import Resolver, make_target
 from checks.portal.analyse import Observed
@@ -23,17 +22,7 @@ from checks.portal.check import PortalCheck, judge
 from checks.portal.rules import decree_for
 from policies import PolicyFiles
 
-LAB_FIRST = "127.0.11.10"
 CONTENT_SITES = [s for s in PORTAL_SITES if s.name not in ("portal-script", "portal-a11y")]
-
-
-@pytest.fixture(scope="session")
-def portal_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    lab = Lab(tmp_path_factory.mktemp("portal-lab"), list(OTHER_PORTALS) + list(PORTAL_SITES),
-              first_address=LAB_FIRST)
-    lab.start()
-    yield lab
-    lab.stop()
 
 
 def run_portal(lab: Lab, name: str, **params: Any) -> CheckOutcome:
