@@ -17,7 +17,6 @@ elements (the evidence), every string cut.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +45,78 @@ def axe_path() -> Path | None:
     return path if path.is_file() else None
 
 
-@dataclass
 class Browser:
-    """The shared browser when it can be used, else why not (``ok`` False, ``reason``)."""
+    """The shared Chromium (:mod:`checks.web.browser`) for one portal check, launched on first use.
 
-    ok: bool
-    reason: str = ""
-    target: Target | None = None
-    ctx: CheckContext | None = None
+    ``ok`` is False (with ``reason``) when Chromium or the launcher is not installed; a launch or
+    page failure raises :class:`~auditor.errors.AuditorError` from the call that needed it.
+    Not thread-safe (the launcher's sessions are not): use it from the check's thread.
+    """
 
-    def render_html(self, url: str) -> tuple[str, str]:  # pragma: no cover - replaced when bound
-        raise RuntimeError(self.reason or "no browser")
+    def __init__(self, target: Target | None, ctx: CheckContext | None, *, ok: bool = True, reason: str = "") -> None:
+        self.target = target
+        self.ctx = ctx
+        self.ok = ok and target is not None and ctx is not None
+        self.reason = reason
+        self._session: Any = None
+        self.used = False
+        self.last_evidence: dict[str, Any] | None = None
+
+    def _open(self) -> Any:
+        if self._session is None:
+            from checks.web.browser import BrowserLimits, BrowserSession
+
+            assert self.target is not None and self.ctx is not None
+            page = max(5.0, min(20.0, 3 * self.ctx.timeout))
+            self.used = True
+            self._session = BrowserSession.for_target(
+                self.target, self.ctx, limits=BrowserLimits(page_seconds=page, total_seconds=max(10.0, min(
+                    120.0, self.ctx.remaining() - 2.0)), settle_seconds=1.0))
+        return self._session
+
+    def render_html(self, url: str) -> tuple[str, str]:
+        """The DOM of ``url`` after its scripts ran, and the URL it ended on."""
+        snap = self._open().render(url)
+        return snap.html, snap.final_url
+
+    def axe(self, url: str, source: str, tags: list[str]) -> list[dict[str, Any]]:
+        """axe-core's violations on ``url`` for the rules tagged ``tags`` (bounded, JSON-able)."""
+        with self._open().view(url) as view:
+            view.add_script(source)
+            raw = view.evaluate(AXE_RUN, tags)
+        return clean_violations(raw)
+
+    def evidence(self) -> dict[str, Any] | None:
+        return self._session.evidence() if self._session is not None else None
+
+    def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            try:
+                session.close()
+            finally:
+                self.last_evidence = session.evidence()
+
+
+# Runs in the page: only the given tags' rules, only violations, at most a few nodes each.
+AXE_RUN = """async (tags) => {
+  const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
+  return r.violations.slice(0, 100).map(v => ({id: v.id, impact: v.impact, help: v.help, tags: v.tags,
+    count: v.nodes.length, nodes: v.nodes.slice(0, 5).map(n => ({target: n.target}))}));
+}"""
 
 
 def browser_or_reason(target: Target | None = None, ctx: CheckContext | None = None) -> Browser:
+    """The lazily launched browser, or one that says why there is none."""
     try:
-        from checks.web import browser  # noqa: F401  (issue 11: the shared Chromium launcher)
+        from checks.web.browser import BrowserUnavailable, find_chromium
     except ImportError:
-        return Browser(False, "the shared browser launcher (checks.web.browser) is not installed")
-    return Browser(False, "the shared browser launcher is not wired to the portal check yet")
+        return Browser(None, None, ok=False, reason="the shared browser launcher (checks.web.browser) is not installed")
+    try:
+        find_chromium(ctx.options.get("chromium") if ctx is not None else None)
+    except BrowserUnavailable as exc:
+        return Browser(None, None, ok=False, reason=str(exc))
+    return Browser(target, ctx)
 
 
 def _sample(obs: Observed, count: int) -> list[str]:
@@ -111,7 +163,7 @@ def clean_violations(raw: Any) -> list[dict[str, Any]]:
         out.append({"id": one_line(str(v.get("id", "")), 80), "impact": one_line(str(v.get("impact") or ""), 20),
                     "help": one_line(str(v.get("help", "")), 200),
                     "tags": [one_line(str(t), 40) for t in (v.get("tags") or [])[:12]],
-                    "count": len(nodes), "targets": targets})
+                    "count": int(v.get("count") or len(nodes)), "targets": targets})
     return out
 
 
@@ -130,5 +182,25 @@ def audit(target: Target, ctx: CheckContext, obs: Observed, decree: Decree, brow
     return run_axe(browser, script, urls, tags)
 
 
-def run_axe(browser: Browser, script: Path, urls: list[str], tags: list[str]) -> dict[str, Any]:  # pragma: no cover
-    return {"error": f"no browser for axe-core: {browser.reason}", "tags": tags}
+def run_axe(browser: Browser, script: Path, urls: list[str], tags: list[str]) -> dict[str, Any]:
+    """axe-core on each URL; a page that fails is listed with its error (and judged unjudged)."""
+    try:
+        source = script.read_text(encoding="utf-8")[:MAX_SCRIPT_BYTES]
+    except OSError as exc:
+        return {"error": f"cannot read axe-core ({script}): {exc.strerror}", "tags": tags}
+    version = ""
+    head = source[:300]
+    if "axe v" in head:
+        version = one_line(head.split("axe v", 1)[1].split()[0], 20)
+    pages: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for url in urls:
+        try:
+            pages.append({"url": url, "violations": browser.axe(url, source, tags)})
+        except Exception as exc:  # a browser error on one page: that page is not judged
+            errors.append(f"{url}: {one_line(str(exc), 200)}")
+    out: dict[str, Any] = {"engine": f"axe-core {version}".strip(), "tags": tags, "pages": pages,
+                           "rules": summarise(pages)}
+    if errors:
+        out["error"] = "axe-core could not run on " + "; ".join(errors[:3])
+    return out

@@ -76,14 +76,19 @@ class PortalCheck(Check):
                                     "crawl": crawl.evidence(20)}
         if not crawl.ok:
             return CheckOutcome.failed(f"the crawl reached no page of the site: {crawl.failure_reason()}", evidence)
-        browser = a11y.browser_or_reason()
-        obs = collect(target, ctx, crawl, decree, kind=portal_kind(ctx),
-                      render_home=browser.render_html if browser.ok else None, render_error=browser.reason,
-                      extra_pages=int(ctx.param("portal.extra_pages", 24)),
-                      min_menu_links=int(ctx.param("portal.min_menu_links", 4)))
+        browser = a11y.browser_or_reason(target, ctx)
         check_a11y = bool(ctx.param("portal.accessibility", True))
-        if check_a11y:
-            obs.a11y = a11y.audit(target, ctx, obs, decree, browser)
+        try:
+            obs = collect(target, ctx, crawl, decree, kind=portal_kind(ctx),
+                          render_home=browser.render_html if browser.ok else None, render_error=browser.reason,
+                          extra_pages=int(ctx.param("portal.extra_pages", 24)),
+                          min_menu_links=int(ctx.param("portal.min_menu_links", 4)))
+            if check_a11y:
+                obs.a11y = a11y.audit(target, ctx, obs, decree, browser)
+        finally:
+            browser.close()
+        if browser.used:
+            evidence["browser"] = browser.last_evidence
         evidence["observed"] = obs.to_dict()
         return judge(self, obs, decree, evidence, accessibility=check_a11y)
 
