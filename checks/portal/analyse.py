@@ -400,6 +400,10 @@ def checklist(obs: Observed, decree: Decree, *, accessibility: bool = True) -> l
     rows.append(judge_domain(obs.host, obs.kind, decree))
     if accessibility:
         rows.append(judge_accessibility(obs, decree))
+    else:  # shown as not judged, never as a pass; the policy's choice, so not a check error
+        rows.append(Row("accessibility", "accessibility", *_titles(decree.accessibility), UNJUDGED,
+                        reason="not tested: turned off by the policy (portal.accessibility: false)",
+                        details={"disabled": True}))
     return rows
 
 

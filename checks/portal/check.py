@@ -102,7 +102,8 @@ def judge(check: Check, obs: Observed, decree: Decree, evidence: dict[str, Any],
     for row in rows:
         if row.state == MISSING:
             findings.extend(_findings(check, row, obs))
-    unjudged = [r for r in rows if r.state == UNJUDGED and not r.key.startswith("english.")]
+    unjudged = [r for r in rows if r.state == UNJUDGED and not r.key.startswith("english.")
+                and not r.details.get("disabled")]
     if unjudged:
         by_reason: dict[str, list[str]] = {}
         for r in unjudged:

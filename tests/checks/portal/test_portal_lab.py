@@ -94,7 +94,8 @@ def test_complete_portal_checklist_has_evidence_urls(outcomes: dict[str, CheckOu
                 "english.officials_contacts", "domain"):
         assert rows[key]["state"] == "present", rows[key]
     assert rows["english.officials_contacts"]["url"].endswith("/en/contacts")
-    assert "accessibility" not in rows  # turned off in this run
+    assert rows["accessibility"]["state"] == "unjudged"  # turned off in this run: never a pass
+    assert "turned off by the policy" in rows["accessibility"]["reason"]
 
 
 def test_stored_evidence_is_judged_again_offline(outcomes: dict[str, CheckOutcome]) -> None:
@@ -120,7 +121,7 @@ def test_decree_42_before_its_repeal(portal_lab: Lab) -> None:
 def test_script_menu_without_browser_is_never_a_pass(portal_lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     from checks.portal import a11y
 
-    monkeypatch.setattr(a11y, "browser_or_reason", lambda *a, **k: a11y.Browser(False, "no browser in this test"))
+    monkeypatch.setattr(a11y, "browser_or_reason", lambda *a, **k: a11y.Browser(None, None, ok=False, reason="no browser in this test"))
     outcome = run_portal(portal_lab, "portal-script")
     assert outcome.error and "could not judge" in outcome.error and "no browser in this test" in outcome.error
     assert outcome.findings == []
