@@ -123,6 +123,8 @@ class PortalPages:
     search: str = "ok"  # ok | no_results | error
     english: bool = True
     a11y_violations: bool = False
+    print_button: bool = True
+    portal_links: str = OTHER_PORTAL_LINKS
     extra: dict[str, str] = field(default_factory=dict)
 
     def _text(self, text: str) -> str:
@@ -144,6 +146,9 @@ class PortalPages:
             return Page(status=status, body=encode_cp1258(html), content_type="text/html; charset=windows-1258")
         return Page(status=status, body=html)
 
+    def _print(self) -> str:
+        return PRINT_BUTTON if self.print_button else ""
+
     def pages(self) -> dict[str, Page]:
         menu = [(path, text) for item, (path, text) in MENU.items() if item not in self.drop]
         nav_items = "".join(f'<li><a href="{p}">{t}</a></li>' for p, t in menu)
@@ -159,14 +164,14 @@ class PortalPages:
         else:
             nav = f'<nav aria-label="Trình đơn"><ul>{nav_items}</ul></nav>'
         home_body = (nav + "<p>Cổng thông tin điện tử thử nghiệm trên loopback. Không có gì ở đây là thật.</p>"
-                     + news + OTHER_PORTAL_LINKS + (A11Y_VIOLATIONS if self.a11y_violations else ""))
+                     + news + self.portal_links + (A11Y_VIOLATIONS if self.a11y_violations else ""))
         out = {"/": self._page("Sở Thông tin thử nghiệm - Cổng thông tin điện tử", home_body)}
         for item, (path, _) in MENU.items():
             if item not in self.drop:
                 out[path] = self._page(ITEM_TITLES[item], ITEM_BODIES[item])
         for path, title in (("/tin-tuc/hoi-nghi-so-ket", "Hội nghị sơ kết 9 tháng"),
                             ("/tin-tuc/tap-huan", "Tập huấn chuyển đổi số")):
-            out[path] = self._page(title, f"<p>Nội dung bài viết {title}.</p>{PRINT_BUTTON}")
+            out[path] = self._page(title, f"<p>Nội dung bài viết {title}.</p>{self._print()}")
         results = ('<h2>Kết quả</h2><ol><li><a href="/tin-tuc/tap-huan-ky-2">Thủ tục mới về tập huấn</a></li>'
                    '<li><a href="/tin-tuc/thu-tuc-moi">Công bố thủ tục mới</a></li></ol>')
         if self.search == "ok":
@@ -177,7 +182,7 @@ class PortalPages:
             out["/tim-kiem"] = self._page("Lỗi máy chủ", "<p>Lỗi hệ thống.</p>", status=500)
         for path, title in (("/tin-tuc/tap-huan-ky-2", "Thủ tục mới về tập huấn"),
                             ("/tin-tuc/thu-tuc-moi", "Công bố thủ tục mới")):
-            out[path] = self._page(title, f"<p>{title}.</p>{PRINT_BUTTON}")
+            out[path] = self._page(title, f"<p>{title}.</p>{self._print()}")
         out["/files/qd-01-2026.pdf"] = Page(body=b"%PDF-1.4\n% lab\n", content_type="application/pdf")
         out["/files/qd-02-2026.docx"] = Page(body=b"PK\x03\x04lab", content_type="application/octet-stream")
         if self.english:
@@ -247,6 +252,10 @@ PORTAL_SITES: tuple[PortalSiteSpec, ...] = (
     _portal("portal-no-english", ("portal.english.missing",), "no English pages", _set(english=False)),
     _portal("portal-bad-domain", ("portal.domain.nonstandard",), "complete portal outside .gov.vn",
             domain="congthongtin-labtinh.vn"),
+    _portal("portal-no-print", ("portal.print.missing",), "articles without a print function",
+            _set(print_button=False)),
+    _portal("portal-links-broken", ("portal.links.broken",), "a link to another state portal answers 404",
+            _set(portal_links=OTHER_PORTAL_LINKS.replace("https://chinhphu.vn/", "https://chinhphu.vn/da-xoa"))),
     _portal("portal-a11y", ("portal.a11y.violation",), "complete portal with planted WCAG 2.0 violations",
             _set(a11y_violations=True)),
 )

@@ -74,6 +74,22 @@ class PageFacts:
         return cls(**rest, forms=forms, links=links)
 
 
+_YEAR_RANGE_RE = re.compile(r"^\(?(?:19|20)\d\d\)?\s*[-–]\s*\(?(?:19|20)\d\d\)?$")
+
+
+def has_phone(text: str) -> bool:
+    """A phone number in ``text``: 9 to 13 digits in one run of digits, spaces, dots, dashes and
+    brackets (or an 1800/1900 hotline), not a year range ("2021-2030") or a date."""
+    for match in _PHONE_RE.finditer(text[:200_000]):
+        value = match.group().strip()
+        digits = sum(c.isdigit() for c in value)
+        if 9 <= digits <= 13 and not _YEAR_RANGE_RE.match(value):
+            return True
+        if digits == 8 and value.replace(" ", "").replace(".", "")[:4] in ("1800", "1900"):  # hotlines
+            return True
+    return False
+
+
 def _attr(node: Tag, name: str) -> str:
     value = node.get(name)
     if isinstance(value, list):
@@ -143,7 +159,7 @@ def read_soup(facts: PageFacts, soup: BeautifulSoup, base: str, visible: str, pr
             facts.printable = True
             break
     facts.scripts = len(soup.find_all("script", limit=1000))
-    if _EMAIL_RE.search(visible) or _PHONE_RE.search(visible):
+    if _EMAIL_RE.search(visible) or has_phone(visible):
         facts.contact = True
 
 

@@ -96,3 +96,55 @@ def test_requirement_rows_concern_state_portals_only() -> None:
         for r in rows:
             assert not r.concerns({"category": "citizen_business"})
             assert r.concerns({"category": "citizen_business", "state_portal": "province"})
+
+
+@pytest.mark.parametrize(("text", "phone"), [
+    ("Điện thoại: 0236 3821 000", True), ("+84 236 3821 001", True), ("(0236) 382.1000", True),
+    ("0236.3821.000", True), ("Tổng đài 1900 1234", True),
+    ("Quy hoạch thời kỳ 2021-2030", False), ("2021 - 2030", False), ("ngày 12.03.2026", False),
+    ("số 01/2026/QĐ-UBND", False),
+])
+def test_phone_numbers_are_not_years_or_dates(text: str, phone: bool) -> None:
+    from checks.portal.facts import has_phone
+
+    assert has_phone(text) is phone
+
+
+def _observed(**changes: object) -> object:
+    from checks.portal.analyse import Observed
+    from checks.portal.facts import PageFacts
+
+    home = PageFacts(url="https://so.labtinh.gov.vn/", status=200, title="Cổng thông tin", links=[
+        ("https://so.labtinh.gov.vn/van-ban", "Văn bản pháp luật"),
+        ("https://so.labtinh.gov.vn/tin-tuc/a", "Tin A")])
+    obs = Observed(host="so.labtinh.gov.vn", home_url=home.url, pages=[home])
+    for key, value in changes.items():
+        setattr(obs, key, value)
+    return obs
+
+
+def test_an_item_page_that_failed_is_could_not_judge_and_the_check_says_so() -> None:
+    from checks.portal.check import judge
+
+    decree = decree_for(PORTAL_DIR, date(2026, 12, 4))
+    obs = _observed(failures={"https://so.labtinh.gov.vn/van-ban": "timed out after 5 s"})
+    outcome = judge(PortalCheck(), obs, decree, {}, accessibility=False)  # type: ignore[arg-type]
+    rows = {r["key"]: r for r in outcome.evidence["checklist"]}
+    assert rows["legal_documents"]["state"] == "unjudged" and "timed out" in rows["legal_documents"]["reason"]
+    assert outcome.error and "legal_documents" in outcome.error
+    # the items no page names are still missing, and the search form is missing (never submitted)
+    ids = [f.id for f in outcome.findings]
+    assert "portal.search.missing" in ids and "portal.section.missing" in ids
+    assert "legal_documents" not in {f.details["item"] for f in outcome.findings}
+
+
+def test_an_item_page_answering_404_is_missing() -> None:
+    from checks.portal.analyse import judge_item
+    from checks.portal.facts import PageFacts
+
+    decree = decree_for(PORTAL_DIR, date(2026, 12, 4))
+    obs = _observed()
+    obs.pages.append(PageFacts(url="https://so.labtinh.gov.vn/van-ban", status=404))  # type: ignore[attr-defined]
+    item = next(i for i in decree.items if i.id == "legal_documents")
+    row = judge_item(item, obs, decree, obs.pages)  # type: ignore[arg-type, attr-defined]
+    assert row.state == "missing" and "404" in row.reason
