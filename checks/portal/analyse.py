@@ -18,7 +18,7 @@ accessibility get the same three states.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,7 +77,8 @@ class Observed:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observed:
         """The observation stored in a scan's evidence (``observed``), to judge it again offline."""
-        rest = {k: v for k, v in data.items() if k not in ("pages", "english_pages")}
+        known = {f.name for f in fields(cls)} - {"pages", "english_pages"}
+        rest = {k: v for k, v in data.items() if k in known}
         return cls(**rest, pages=[PageFacts.from_dict(p) for p in data.get("pages") or []],
                    english_pages=[PageFacts.from_dict(p) for p in data.get("english_pages") or []])
 

@@ -10,7 +10,7 @@ string cut, since pages are hostile.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,7 +70,8 @@ class PageFacts:
     def from_dict(cls, data: dict[str, Any]) -> PageFacts:
         forms = [FormFacts(**f) for f in data.get("forms") or []]
         links = [(str(u), str(t)) for u, t in data.get("links") or []]
-        rest = {k: v for k, v in data.items() if k not in ("forms", "links")}
+        known = {f.name for f in fields(cls)} - {"forms", "links"}
+        rest = {k: v for k, v in data.items() if k in known}
         return cls(**rest, forms=forms, links=links)
 
 
