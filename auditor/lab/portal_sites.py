@@ -122,6 +122,7 @@ class PortalPages:
     script_menu: bool = False
     search: str = "ok"  # ok | no_results | error
     english: bool = True
+    english_contacts: bool = True
     a11y_violations: bool = False
     print_button: bool = True
     portal_links: str = OTHER_PORTAL_LINKS
@@ -192,8 +193,13 @@ class PortalPages:
                 lang="en")
             out["/en/organization"] = self._page("Organizational structure",
                                                  "<p>Functions and tasks of the Department and its units.</p>", lang="en")
-            out["/en/contacts"] = self._page("Contacts", (
-                "<p>Director: Nguyen Van An, phone +84 236 3821 001, e-mail an.nv@labtinh.gov.vn</p>"), lang="en")
+            if not self.english_contacts:
+                out["/en/"] = self._page("Department of Lab - Portal", (
+                    '<nav aria-label="Menu"><ul><li><a href="/en/organization">Organizational structure</a></li>'
+                    '<li><a href="/" lang="vi">Tiếng Việt</a></li></ul></nav>'), lang="en")
+            else:
+                out["/en/contacts"] = self._page("Contacts", (
+                    "<p>Director: Nguyen Van An, phone +84 236 3821 001, e-mail an.nv@labtinh.gov.vn</p>"), lang="en")
         for path, body in self.extra.items():
             out[path] = self._page("Trang", body)
         return out
@@ -250,6 +256,9 @@ PORTAL_SITES: tuple[PortalSiteSpec, ...] = (
     _portal("portal-search-broken", ("portal.search.broken",), "search answers 'no results'",
             _set(search="no_results")),
     _portal("portal-no-english", ("portal.english.missing",), "no English pages", _set(english=False)),
+    _portal("portal-search-error", ("portal.search.broken",), "search answers 500", _set(search="error")),
+    _portal("portal-english-partial", ("portal.english.missing",), "English pages without officials' contacts",
+            _set(english_contacts=False)),
     _portal("portal-bad-domain", ("portal.domain.nonstandard",), "complete portal outside .gov.vn",
             domain="congthongtin-labtinh.vn"),
     _portal("portal-no-print", ("portal.print.missing",), "articles without a print function",

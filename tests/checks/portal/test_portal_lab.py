@@ -128,3 +128,12 @@ def test_script_menu_without_browser_is_never_a_pass(portal_lab: Lab, monkeypatc
     rows = {r["key"]: r for r in outcome.evidence["checklist"]}
     assert rows["portal_contacts"]["state"] == "present"  # the footer link needs no script
     assert all(rows[item]["state"] == "unjudged" for item in MISSING_ITEM.values() if item != "portal_contacts")
+
+
+def test_english_and_search_details(outcomes: dict[str, CheckOutcome]) -> None:
+    [partial] = outcomes["portal-english-partial"].findings
+    assert partial.details["missing"] == ["officials_contacts"] and partial.url.endswith("/en/")
+    [error] = outcomes["portal-search-error"].findings
+    assert "500" in error.evidence and error.details["attempts"][0]["status"] == 500
+    [no_results] = outcomes["portal-search-broken"].findings
+    assert "không tìm thấy" in no_results.evidence
