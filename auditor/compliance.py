@@ -208,8 +208,9 @@ def evaluate_compliance(
             "checks": {k: v.get("status") for k, v in (scan.checks or {}).items()} if scan else {},
         })
     statuses: list[RequirementStatus] = []
+    attrs = level_attrs(system)
     for req in load_requirements(cls.rules, policy_dir):
-        if level not in req.levels:
+        if level not in req.levels or not req.concerns(attrs):
             continue
         st = RequirementStatus(
             id=req.id, title_vi=req.title_vi, title_en=req.title_en, source=req.source,

@@ -62,6 +62,9 @@ INFO_TYPES = ("public", "private", "personal", "state_secret")
 INFRA_SCOPES = ("none", "one_org", "sector_or_provinces", "nationwide_24x7", "international")
 CONSTRUCTION_GRADES = ("none", "IV", "III", "II", "I", "special", "national_security")
 DEFENCE_HARMS = ("none", "harm", "serious", "especially_serious")
+# What kind of state portal a system is (Decree 43/2011 Art. 6 naming; the portal check runs on
+# every kind but "none"). No level rule reads it.
+STATE_PORTALS = ("none", "government", "ministry", "ministry_unit", "province", "province_agency", "district")
 
 ATTRIBUTES: dict[str, AttributeSpec] = {
     s.name: s
@@ -95,6 +98,9 @@ ATTRIBUTES: dict[str, AttributeSpec] = {
               "centralised storage of especially important national data"),
         _spec("pm_list", "bool", False,
               "on the Prime Minister's list of level-5 (national critical) systems"),
+        _spec("state_portal", "enum", "none",
+              "state-agency portal kind (the portal check's content rules apply to all but none)",
+              STATE_PORTALS),
         _spec("risk_assessed_level", "int", 0,
               "level proposed by the mandatory risk assessment (Decree 331 Art. 10), 0: none",
               minimum=0, maximum=5),

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from auditor.datafiles import load_yaml
 from auditor.errors import AuditorError
 from policies import PolicyFiles
-from policies.levels import available_rulesets
+from policies.levels import _check_condition, available_rulesets, matches, with_defaults
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,13 @@ class Requirement:
     verified: bool
     rules: str
     attestation_valid_days: int | None = None
+    # A condition over the system's declared attributes (the rule sets' condition language):
+    # the requirement concerns only the systems it matches (e.g. state portals). None: every one.
+    applies_if: dict[str, Any] | None = None
+
+    def concerns(self, attrs: dict[str, Any]) -> bool:
+        """Whether this requirement concerns a system with these declared attributes."""
+        return self.applies_if is None or matches(self.applies_if, with_defaults(attrs))
 
     @property
     def checks(self) -> tuple[str, ...]:
@@ -82,11 +90,14 @@ def load_requirements(rules: str, directory: str | Path | None = None) -> list[R
             valid_days = raw.get("attestation_valid_days")
             if valid_days is not None and not (isinstance(valid_days, int) and valid_days >= 1):
                 raise AuditorError(f"{where}: attestation_valid_days must be a whole number of days, at least 1")
+            applies_if = raw.get("applies_if")
+            if applies_if is not None:
+                _check_condition(applies_if, f"{where}: applies_if")
             out.append(Requirement(
                 id=rid, title_vi=str(raw["title_vi"]), title_en=str(raw["title_en"]),
                 source=str(raw["source"]), levels=levels, judged_by=kind, finding_ids=ids,
                 verified=bool(raw.get("verified", False)), rules=rules,
-                attestation_valid_days=valid_days,
+                attestation_valid_days=valid_days, applies_if=applies_if,
             ))
         except (KeyError, TypeError, ValueError) as exc:
             raise AuditorError(f"{where}: invalid ({type(exc).__name__}: {exc})") from None

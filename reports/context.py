@@ -72,6 +72,19 @@ class FindingView:
 
 
 @dataclass
+class PortalRow:
+    """One line of a state portal's checklist (present / missing / could not judge), from stored evidence."""
+
+    key: str
+    title: str
+    state: str  # present | missing | unjudged
+    article: str
+    verified: bool
+    url: str
+    reason: str
+
+
+@dataclass
 class SiteView:
     url: str
     scan: Scan | None
@@ -82,6 +95,8 @@ class SiteView:
     check_errors: list[tuple[str, str]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     incomplete: list[str] = field(default_factory=list)  # checks the grade lacks
+    portal: list[PortalRow] = field(default_factory=list)  # the portal check's checklist, if it ran
+    portal_decree: str = ""
 
 
 @dataclass
@@ -158,12 +173,41 @@ def _site_view(session: Session, site: Site, catalogue: dict[str, Any], t: Messa
     view.check_errors = [(name, clip(st.get("error"), 400)) for name, st in (scan.checks or {}).items()
                          if (st or {}).get("status") != "ok"]
     view.params = dict(scan.options or {})
+    view.portal_decree, view.portal = _portal_rows(session, scan.id or 0, t)
     view.incomplete = incomplete_checks(scan)
     history = list(reversed(storage.history(session, site.url, HISTORY_SCANS)))
     view.history = history
     points = [Point(t.short_date(s.started_at), s.score, s.grade) for s in history]
     view.history_svg = history_chart(points, pol.grades)
     return view
+
+
+MAX_PORTAL_ROWS = 60
+PORTAL_STATES = frozenset({"present", "missing", "unjudged"})
+
+
+def _portal_rows(session: Session, scan_id: int, t: Messages) -> tuple[str, list[PortalRow]]:
+    """The checklist the portal check stored with the scan (its ``checklist`` evidence), if it ran."""
+    for run in storage.check_runs_of(session, scan_id):
+        if run.check != "portal":
+            continue
+        evidence = run.evidence if isinstance(run.evidence, dict) else {}
+        raw = evidence.get("checklist")
+        rows: list[PortalRow] = []
+        for r in raw if isinstance(raw, list) else []:
+            if not isinstance(r, dict) or len(rows) >= MAX_PORTAL_ROWS:
+                continue
+            state = str(r.get("state") or "unjudged")
+            title = (r.get("title_vi") if t.lang == "vi" else r.get("title_en")) or r.get("title_en") or r.get("key")
+            rows.append(PortalRow(
+                key=clip(r.get("key"), 60), title=clip(title, 300),
+                state=state if state in PORTAL_STATES else "unjudged", article=clip(r.get("article"), 300),
+                verified=bool(r.get("verified")), url=clip(r.get("url"), 300), reason=clip(r.get("reason"), 400)))
+        if not rows and run.status != "ok":
+            rows.append(PortalRow("portal", t("report.portal.not_run"), "unjudged", "", True, "",
+                                  clip(run.error, 400)))
+        return clip(evidence.get("decree"), 80), rows
+    return "", []
 
 
 def _sites_of_system(session: Session, system: InformationSystem) -> list[Site]:

@@ -27,6 +27,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# axe-core 4 (the portal check's accessibility engine) from the npm registry, under the tool's data
+# directory where checks/portal/a11y.py looks for it ($AUDITOR_AXE_JS overrides the path).
+AXE_PREFIX="${XDG_DATA_HOME:-$HOME/.local/share}/auditor"
+if [ ! -f "$AXE_PREFIX/node_modules/axe-core/axe.min.js" ]; then
+  mkdir -p "$AXE_PREFIX"
+  npm install --silent --no-audit --no-fund --prefix "$AXE_PREFIX" "axe-core@4" >/dev/null
+fi
+echo "axe-core: $AXE_PREFIX/node_modules/axe-core/axe.min.js"
+
 python3 -m pip install -q --upgrade "setuptools>=77" wheel
 python3 -m pip install -q -e ".[test,postgres]"
 echo "auditor installed: $(command -v auditor)"

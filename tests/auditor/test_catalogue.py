@@ -13,7 +13,7 @@ from auditor.catalogue import catalogue_of, load_findings, load_references
 from auditor.check import Severity
 from auditor.errors import AuditorError
 
-FAMILIES = ("tls", "http", "privacy", "reputation", "ports")
+FAMILIES = ("tls", "http", "privacy", "reputation", "ports", "portal")
 
 
 def test_every_family_reads_its_catalogue_from_its_own_findings_yaml() -> None:

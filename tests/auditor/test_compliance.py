@@ -351,7 +351,7 @@ def test_catalogue_integrity(rules: str) -> None:
         assert r.rules == rules and r.title_vi and r.title_en and r.source
         for fid in r.finding_ids:
             family = fid.split(".")[0]
-            assert family in {"tls", "http", "privacy", "reputation", "ports", "dns"}, fid
+            assert family in {"tls", "http", "privacy", "reputation", "ports", "dns", "portal"}, fid
             if family in checks:
                 assert fid in known, f"{r.id}: {fid} is raised by no installed check"
     for level in range(1, 6):

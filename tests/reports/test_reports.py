@@ -179,7 +179,7 @@ def test_every_catalogued_finding_has_a_vietnamese_title() -> None:
     assert all(set(v) == {"vi", "en"} and all(v.values()) for v in catalogue.values())
 
 
-BUILT_IN_CHECKS = ("tls", "http", "privacy", "reputation", "ports")
+BUILT_IN_CHECKS = ("tls", "http", "privacy", "reputation", "ports", "portal")
 
 
 def _flat(text: str) -> str:
