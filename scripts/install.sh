@@ -29,7 +29,7 @@ fi
 
 # axe-core 4 (the portal check's accessibility engine) from the npm registry, under the tool's data
 # directory where checks/portal/a11y.py looks for it ($AUDITOR_AXE_JS overrides the path).
-AXE_PREFIX="${XDG_DATA_HOME:-$HOME/.local/share}/auditor"
+AXE_PREFIX="${XDG_DATA_HOME:-${HOME:-/root}/.local/share}/auditor"
 if [ ! -f "$AXE_PREFIX/node_modules/axe-core/axe.min.js" ]; then
   mkdir -p "$AXE_PREFIX"
   npm install --silent --no-audit --no-fund --prefix "$AXE_PREFIX" "axe-core@4" >/dev/null
