@@ -136,6 +136,15 @@ class Resolver:
         return addr
 
 
+def is_ip_literal(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address (brackets allowed), not a name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def normalize_host(host: str) -> str:
     """Lower-case a host name and convert it to its IDNA (punycode) form."""
     host = host.strip().rstrip(".").lower()

@@ -13,27 +13,18 @@ so stored evidence can be judged again offline (:meth:`DNSCheck.reanalyse`).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from auditor.catalogue import catalogue_of
 from auditor.check import Check, CheckContext, CheckOutcome, Finding
 from auditor.errors import AuditorError
-from auditor.targets import Target
+from auditor.targets import Target, is_ip_literal
 from checks.dns.analysis import judge
 from checks.dns.client import DNSBudgetError, DNSClient, DNSQueryError, parse_server, system_servers
 from checks.dns.collect import collect
 from checks.web.net import one_line
 
 CATALOGUE = catalogue_of("checks.dns")
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        return True
-    except ValueError:
-        return False
 
 
 def _dns_allowed(ctx: CheckContext) -> bool:
@@ -64,12 +55,12 @@ class DNSCheck(Check):
     }
 
     def applies(self, target: Target, ctx: CheckContext) -> bool:
-        if _is_ip(target.host):
+        if is_ip_literal(target.host):
             return False
         return bool(ctx.options.get("dns_server")) or _dns_allowed(ctx)
 
     def run(self, target: Target, ctx: CheckContext) -> CheckOutcome:
-        if _is_ip(target.host):
+        if is_ip_literal(target.host):
             return CheckOutcome.failed(f"{target.host} is an IP address: there is no domain to look up")
         server = ctx.options.get("dns_server")
         if server:

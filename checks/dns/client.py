@@ -39,6 +39,8 @@ import dns.rdatatype
 import dns.resolver
 import dns.rrset
 
+from auditor.targets import is_ip_literal
+
 if TYPE_CHECKING:
     from auditor.check import CheckContext
 
@@ -86,15 +88,7 @@ def system_servers() -> list[tuple[str, int]]:
         conf = dns.resolver.Resolver(configure=True)
     except (dns.resolver.NoResolverConfiguration, OSError):
         return []
-    return [(str(a), int(conf.port)) for a in conf.nameservers if _is_ip(str(a))]
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
+    return [(str(a), int(conf.port)) for a in conf.nameservers if is_ip_literal(str(a))]
 
 
 @dataclass

@@ -9,11 +9,12 @@ site only. The list is loaded once per process.
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 from publicsuffixlist import PublicSuffixList
+
+from auditor.targets import is_ip_literal
 
 
 @lru_cache(maxsize=1)
@@ -21,19 +22,11 @@ def _psl() -> PublicSuffixList:
     return PublicSuffixList()
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 @lru_cache(maxsize=4096)
 def registrable_domain(host: str) -> str | None:
     """The eTLD+1 of ``host`` (lower-case, no trailing dot); None for IPs and public suffixes."""
     name = host.strip().rstrip(".").lower()
-    if not name or _is_ip(name):
+    if not name or is_ip_literal(name):
         return None
     result = _psl().privatesuffix(name)
     return str(result) if result else None
@@ -42,7 +35,7 @@ def registrable_domain(host: str) -> str | None:
 def is_public_suffix(domain: str) -> bool:
     """True when cookies may not be scoped to ``domain`` (``vn``, ``gov.vn``, ``github.io``)."""
     name = domain.strip().rstrip(".").lower()
-    return bool(name) and not _is_ip(name) and bool(_psl().is_public(name))
+    return bool(name) and not is_ip_literal(name) and bool(_psl().is_public(name))
 
 
 def same_site(a: str, b: str) -> bool:

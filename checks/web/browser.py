@@ -86,7 +86,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from auditor.errors import AuditorError
-from auditor.targets import normalize_host, parse_resolve
+from auditor.targets import is_ip_literal, normalize_host, parse_resolve
 from auditor.version import __version__
 
 if TYPE_CHECKING:
@@ -217,19 +217,11 @@ def find_chromium(executable: str | None = None) -> str:
     raise BrowserUnavailable(f"Chromium not found ({executable or 'chromium'}); {INSTALL_HINT}")
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def host_resolver_rules(host_map: Mapping[str, str], refuse_others: bool) -> str:
     """Chromium ``--host-resolver-rules`` for ``host_map`` (name -> address)."""
     rules = []
     for host, addr in sorted(host_map.items()):
-        if _is_ip(host):
+        if is_ip_literal(host):
             continue
         shown = f"[{addr}]" if ":" in addr and not addr.startswith("[") else addr
         rules.append(f"MAP {host} {shown}")
@@ -646,7 +638,7 @@ class BrowserSession:
             port = parts.port
         except ValueError:
             return "bad port"
-        if _is_ip(host):
+        if is_ip_literal(host):
             addr = host.strip("[]")
             if addr in self.host_map.values() and port != self._devtools_port:
                 return None
