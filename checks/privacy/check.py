@@ -317,7 +317,10 @@ class PrivacyCheck(Check):
         findings.extend(self._cookies(crawl, trackers, evidence, runtime))
         if browser is not None:
             findings.extend(self._consent(browser, target, trackers))
-        return CheckOutcome(findings=findings, evidence=evidence)
+        # Pages or consent visits the browser did not reach are untested, never a pass: the
+        # check is an error that keeps what it did find.
+        error = f"browser mode incomplete: {browser.incomplete}" if browser and browser.incomplete else None
+        return CheckOutcome(findings=findings, evidence=evidence, error=error)
 
     # -- forms
 

@@ -104,6 +104,18 @@ def test_a_site_the_browser_cannot_render_is_a_check_error(plab: Lab) -> None:
     assert outcome.error and "no page could be rendered" in outcome.error and "CERT" in outcome.error.upper()
 
 
+def test_pages_the_browser_did_not_reach_make_the_check_an_error(plab: Lab) -> None:
+    # A site time bound too short for even the first page: nothing was rendered, so the run is
+    # incomplete, and an incomplete browser run is a check error (untested is not a pass).
+    resolver = Resolver(plab.resolve_args, allow_dns=False)
+    site = plab.site("brp-spa")
+    ctx = CheckContext(timeout=5, deadline=time.monotonic() + 120, resolver=resolver, ca_file=str(plab.ca_file),
+                       params={**PARAMS, "privacy.browser_total_seconds": 2.5}, options={"browser": True})
+    outcome = PrivacyCheck().run(make_target(site.url, resolver), ctx)
+    assert outcome.error and outcome.error.startswith("browser mode incomplete: browser time bound spent after 0 of")
+    assert outcome.evidence["browser"]["incomplete"]
+
+
 def test_cli_scan_browser_end_to_end(plab: Lab, tmp_path: Any) -> None:
     import subprocess
     import sys
