@@ -155,7 +155,7 @@ def test_ctrl_c_of_auditor_scan_leaves_no_chromium(plab: Lab, tmp_path: Any) -> 
     import subprocess
     import sys
 
-    from checks.web.browser import _group_processes
+    from checks.web.browser.process import _group_processes
 
     site = plab.site("brp-good")
     args = [sys.executable, "-m", "auditor", "scan", site.url, "--checks", "privacy", "--browser",

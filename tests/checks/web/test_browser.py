@@ -26,10 +26,10 @@ from checks.web.browser import (
     BrowserLimits,
     BrowserSession,
     BrowserUnavailable,
-    _group_processes,
     find_chromium,
     host_resolver_rules,
 )
+from checks.web.browser.process import _group_processes
 
 LAB_FIRST = "127.0.8.1"
 
