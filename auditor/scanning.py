@@ -201,8 +201,9 @@ class Auditor:
         under_way: set[int] = set()  # started, not yet stored whole
 
         def on_start(res: SiteResult) -> None:
-            res.scan_id = self._record_start(res, recorded)
-            under_way.add(res.scan_id)
+            # The id is under way before its row commits: whenever another process (or a test)
+            # can see the scan running, an interruption of this run marks it.
+            res.scan_id = self._record_start(res, recorded, under_way.add)
             if on_scan_start is not None:
                 try:
                     on_scan_start(res.input, res.scan_id)
@@ -256,13 +257,17 @@ class Auditor:
         return storage.ScanStamp(policy_name=self.policy.name, policy_version=self.policy.version,
                                  options=recorded, tool_version=__version__)
 
-    def _record_start(self, res: SiteResult, recorded: dict[str, Any]) -> int:
+    def _record_start(self, res: SiteResult, recorded: dict[str, Any],
+                      on_id: Callable[[int], None] | None = None) -> int:
+        """Store the scan as ``running``; ``on_id`` is told its id before the row commits."""
         assert res.target is not None
         t = res.target
         with storage.session_scope(self.db) as session:
             scan = storage.start_scan(session, t.url, t.host, t.port, self._stamp(recorded),
                                       started_at=res.started_at, address=t.address)
             assert scan.id is not None
+            if on_id is not None:
+                on_id(scan.id)
             return scan.id
 
     def _record_finish(self, res: SiteResult, recorded: dict[str, Any]) -> None:
