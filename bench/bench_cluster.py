@@ -21,58 +21,14 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-
-
-def free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
-
-
-def start_redis(workdir: Path, address: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port(address)
-    proc = subprocess.Popen(["redis-server", "--bind", address, "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((address, port), timeout=0.5):
-                return proc, f"redis://{address}:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("redis-server did not start")
-
-
-def new_database(pg_url: str, name: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return pg_url.rsplit("/", 1)[0] + "/" + name
-
-
-def normalised(out: str) -> list[dict[str, Any]]:
-    results = json.loads(out)["results"]
-    for r in results:
-        for key in ("scan_id", "started_at", "finished_at"):
-            r.pop(key, None)
-        r["checks"] = {k: {**v, "duration_s": None} for k, v in r["checks"].items()}
-    return list(results)
 
 
 def run_client(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
@@ -90,6 +46,7 @@ def main() -> int:
     ap.add_argument("--first-address", default="127.0.7.130")
     args = ap.parse_args()
 
+    from cluster.cluster_parts import RedisServer, fresh_database, normalised, start_workers, stop_workers
     from pg_server import PostgresServer
 
     from auditor.lab.sites import LAB_SITES, Lab
@@ -101,7 +58,8 @@ def main() -> int:
     lab = Lab(tmp / "lab", specs, first_address=args.first_address, standard_ports=False).start()
     pg = PostgresServer(Path(tempfile.mkdtemp(prefix="auditor-bench-pg-")))  # its own dir: chowned to postgres
     pg_url = pg.start()
-    redis, broker = start_redis(tmp, "127.0.7.1")
+    redis = RedisServer(tmp / "redis").start()
+    broker = redis.url
     env = dict(os.environ, AUDITOR_NO_DNS="1")
     scan = [sys.executable, "-m", "auditor", "scan", *[s.url for s in lab.sites], "--ca-file", str(lab.ca_file),
             "--checks", args.checks, "--format", "json", "--concurrency", str(args.concurrency)]
@@ -109,34 +67,23 @@ def main() -> int:
         scan += ["--resolve", r]
     rows: list[tuple[str, float, int, str]] = []
     try:
-        wall, code, out = run_client([*scan, "--db", new_database(pg_url, "bench_local")], env)
-        reference = normalised(out)
+        wall, code, out = run_client([*scan, "--db", fresh_database(pg_url, "bench_local")], env)
+        reference = normalised(json.loads(out)["results"])
         rows.append(("in-process scan", wall, code, "reference"))
         print(f"in-process: {wall:.1f} s", flush=True)
         for n in args.workers:
-            db = new_database(pg_url, f"bench_w{n}")
-            logs = [open(tmp / f"worker-{n}-{i}.log", "wb") for i in range(n)]  # noqa: SIM115
-            workers = [subprocess.Popen([sys.executable, "-m", "auditor", "worker", "--broker", broker, "--db", db,
-                                         "--concurrency", str(args.concurrency), "--loglevel", "WARNING"],
-                                        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
+            db = fresh_database(pg_url, f"bench_w{n}")
+            # start-up (imports, broker connection) is waited out and not measured
+            workers = start_workers(n, broker, db, tmp / f"workers-{n}", "--concurrency", str(args.concurrency))
             try:
-                time.sleep(6)  # start-up (imports), not measured
                 wall, code, out = run_client([*scan, "--db", db, "--broker", broker], env)
-                same = "same" if normalised(out) == reference else "DIFFERENT"
+                same = "same" if normalised(json.loads(out)["results"]) == reference else "DIFFERENT"
                 rows.append((f"{n} worker(s) x {args.concurrency}", wall, code, same))
                 print(f"{n} worker(s): {wall:.1f} s", flush=True)
             finally:
-                for w in workers:
-                    w.send_signal(signal.SIGTERM)
-                for w in workers:
-                    try:
-                        w.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        w.kill()
-                for log in logs:
-                    log.close()
+                stop_workers(workers)
     finally:
-        redis.kill()
+        redis.stop()
         pg.stop()
         shutil.rmtree(pg.base, ignore_errors=True)
         lab.stop()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -136,3 +137,15 @@ def fresh_database(pg_url: str, name: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return pg_url.rsplit("/", 1)[0] + "/" + name
+
+
+def normalised(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results without what differs between two runs of the same scan: ids and times."""
+    out = []
+    for r in results:
+        r = dict(r)
+        for key in ("scan_id", "started_at", "finished_at"):
+            r.pop(key)
+        r["checks"] = {k: {**v, "duration_s": None} for k, v in r["checks"].items()}
+        out.append(r)
+    return out

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+from cluster_parts import normalised
 from sqlmodel import select
 
 from auditor import storage
@@ -23,17 +24,6 @@ def lab_args(lab: Any) -> list[str]:
         args += ["--resolve", r]
     return args
 
-
-def normalised(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Results without what differs between two runs of the same scan: ids and times."""
-    out = []
-    for r in results:
-        r = dict(r)
-        for key in ("scan_id", "started_at", "finished_at"):
-            r.pop(key)
-        r["checks"] = {k: {**v, "duration_s": None} for k, v in r["checks"].items()}
-        out.append(r)
-    return out
 
 
 def test_three_workers_scan_42_sites_like_an_in_process_scan(cluster_lab, workers, cluster_db, db_url, cli):  # type: ignore[no-untyped-def]
